@@ -1,0 +1,186 @@
+"""Benchmark S6's fast training path against the conventional torchvision pipeline.
+
+    python s6_bench.py                 # throughput, FLOPs, GFLOP/s -> results/bench.json + README table
+    python s6_bench.py --full          # also a full 20-epoch run of each: seconds to 99.4% test accuracy
+
+Both ways train the same model in this one process, alternating, for several repetitions; the
+medians are reported with their ratio. "conventional": torchvision MNIST, per-sample PIL
+RandomAffine, DataLoader, fp32, NCHW. "fast": the default TrainConfig (tensors on the device,
+batched augmentation, bf16 autocast where the hardware has it, channels_last).
+"""
+
+import argparse
+import dataclasses
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from s6_model import count_parameters
+from s6_utils import (
+    TARGET_ACC,
+    TrainConfig,
+    build_model,
+    build_optimizer,
+    fit,
+    get_device,
+    make_loaders,
+    markdown_table,
+    save_json,
+    train_one_epoch,
+    use_bf16,
+)
+
+
+def ways(base):
+    conventional = dataclasses.replace(base, pipeline="torchvision", precision="fp32", channels_last=False)
+    return {"conventional": conventional, "fast": base}
+
+
+def cpu_name():
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
+class Trainer:
+    """One way of training, set up once, so that repetitions time the training steps alone."""
+
+    def __init__(self, config, device):
+        self.config, self.device = config, device
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, device)
+        self.loader, _ = make_loaders(config, device)
+        self.optimizer, self.scheduler = build_optimizer(self.model, config, len(self.loader))
+        self.bf16 = use_bf16(config.precision, device)
+
+    def train(self, batches):
+        train_one_epoch(self.model, self.loader, self.optimizer, self.scheduler, device=self.device,
+                        bf16=self.bf16, channels_last=self.config.channels_last,
+                        label_smoothing=self.config.label_smoothing, max_batches=batches, progress=False)
+
+    def images_per_second(self, batches):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        self.train(batches)  # ends by reading the loss, which waits for the device
+        return batches * self.config.batch_size / (time.perf_counter() - started)
+
+
+def flops_per_training_image(config, device):
+    """Forward and backward FLOPs of one training step, divided by the batch size (fp32 count)."""
+    model = build_model(config, device)
+    images = torch.randn(config.batch_size, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (config.batch_size,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.nll_loss(model(images), labels).backward()
+    return counter.get_total_flops() / config.batch_size
+
+
+def matmul_gflops(device, n=2048, repeats=10):
+    """fp32 GFLOP/s of a large square matmul on this device: the yardstick for achieved GFLOP/s."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n ** 3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def seconds_to_target(history, target=TARGET_ACC):
+    elapsed = 0.0
+    for record in history:
+        elapsed += record["seconds"]
+        if record["test_acc"] >= target:
+            return elapsed
+    return None
+
+
+def run(args):
+    base = TrainConfig(device=args.device, data_dir=args.data_dir)
+    device = get_device(base.device)
+    trainers = {name: Trainer(config, device) for name, config in ways(base).items()}
+    for trainer in trainers.values():
+        trainer.train(args.warmup)
+    rates = {name: [] for name in trainers}
+    for _ in range(args.reps):
+        for name, trainer in trainers.items():
+            rates[name].append(trainer.images_per_second(args.batches))
+    flops = flops_per_training_image(base, device)
+    peak = matmul_gflops(device)
+    results = {"device": str(device), "machine": machine(device), "torch": torch.__version__,
+               "model": base.model, "parameters": count_parameters(trainers["fast"].model),
+               "batch_size": base.batch_size, "reps": args.reps, "batches_per_rep": args.batches,
+               "flops_per_training_image": flops, "matmul_fp32_gflops": peak, "ways": {}}
+    for name, trainer in trainers.items():
+        median = statistics.median(rates[name])
+        results["ways"][name] = {
+            "config": trainer.config.to_dict(), "bf16": trainer.bf16, "images_per_second": rates[name],
+            "median_images_per_second": median, "seconds_per_epoch": 60_000 / median,
+            "achieved_gflops": flops * median / 1e9, "fraction_of_matmul": flops * median / 1e9 / peak,
+        }
+    results["speedup"] = (results["ways"]["fast"]["median_images_per_second"]
+                          / results["ways"]["conventional"]["median_images_per_second"])
+    if args.full:
+        for name, config in ways(base).items():
+            _, history = fit(config, progress=False, log=lambda *_: None)
+            results["ways"][name].update(full_run_seconds=sum(r["seconds"] for r in history),
+                                         seconds_to_target=seconds_to_target(history),
+                                         final_test_acc=history[-1]["test_acc"])
+    return results
+
+
+def table(results):
+    rows = []
+    for name, way in results["ways"].items():
+        to_target = way.get("seconds_to_target")
+        rows.append({
+            "pipeline": name,
+            "precision": "bf16 autocast" if way["bf16"] else "fp32",
+            "train images/s (median)": f"{way['median_images_per_second']:,.0f}",
+            "s/epoch (training)": f"{way['seconds_per_epoch']:.1f}",
+            "GFLOP/s": f"{way['achieved_gflops']:.1f}",
+            "of fp32 matmul": f"{way['fraction_of_matmul']:.1%}",
+            f"s to {TARGET_ACC}% (full run)": f"{to_target:.0f}" if to_target else "not measured",
+        })
+    return (markdown_table(rows) + f"\n\nSpeed-up of the fast path: {results['speedup']:.2f}x. "
+            f"{results['model']} ({results['parameters']:,} parameters), batch {results['batch_size']}, "
+            f"{results['flops_per_training_image'] / 1e6:.1f} MFLOP per training image, on "
+            f"{results['machine']} (fp32 matmul: {results['matmul_fp32_gflops']:.0f} GFLOP/s); "
+            f"median of {results['reps']} alternating repetitions of {results['batches_per_rep']} batches.")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5, help="alternating repetitions per pipeline")
+    parser.add_argument("--batches", type=int, default=100, help="training batches per repetition")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed batches per pipeline first")
+    parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best available")
+    parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
+    parser.add_argument("--out", default="results/bench.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    results = run(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_json(args.out, results)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The path from 593,200 parameters to under 20,000: train each experiment model with one recipe.
+
+    python s6_experiments.py                       # all models, 20 epochs, seed 1
+    python s6_experiments.py --models arch1 net --epochs 5
+
+Writes results/experiments.json (per model: parameters, receptive field before global pooling,
+final and best test accuracy, first epoch at or above 99.4%, seconds per epoch, the test-accuracy
+curve), a comparison plot, and prints the markdown table the README shows.
+"""
+
+import argparse
+import statistics
+from pathlib import Path
+
+from s6_model import MODELS, count_parameters, feature_receptive_field
+from s6_utils import TARGET_ACC, TrainConfig, fit, markdown_table, plot_test_accuracy, save_json, summarize
+
+EXPERIMENTS = ["baseline", "arch1", "arch2", "arch3", "net"]
+
+
+def run_experiment(config, progress=True):
+    model, history = fit(config, progress=progress)
+    return {"parameters": count_parameters(model), "receptive_field": feature_receptive_field(model),
+            **summarize(history), "seconds_per_epoch": statistics.mean(r["seconds"] for r in history),
+            "test_acc": [r["test_acc"] for r in history], "config": config.to_dict()}
+
+
+def table(results):
+    rows = [{"model": name, "parameters": f"{r['parameters']:,}", "receptive field": r["receptive_field"],
+             "final test acc": f"{r['final_test_acc']:.2f}%", "best test acc": f"{r['best_test_acc']:.2f}%",
+             f"first epoch ≥ {TARGET_ACC}%": r["first_epoch_at_target"] or "never",
+             "s/epoch": f"{r['seconds_per_epoch']:.0f}"} for name, r in results.items()]
+    return markdown_table(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=EXPERIMENTS, choices=list(MODELS), help="models to train")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per model")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every run")
+    parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch for smoke runs; 0: all")
+    parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
+    parser.add_argument("--out", default="results/experiments.json", help="the results file")
+    parser.add_argument("--plot", default="doc/experiments.png", help="the comparison plot")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    results = {}
+    for name in args.models:
+        config = TrainConfig(model=name, epochs=args.epochs, seed=args.seed, max_batches=args.max_batches,
+                             data_dir=args.data_dir)
+        results[name] = run_experiment(config, progress=not args.no_progress)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        save_json(args.out, results)  # after every model: a long run keeps what it finished
+    curves = {name: [{"epoch": i, "test_acc": acc} for i, acc in enumerate(r["test_acc"], 1)]
+              for name, r in results.items()}
+    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+    plot_test_accuracy(curves, title="experiments: test accuracy per epoch").savefig(args.plot, dpi=110)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""S6 models: the path from a 593,200-parameter baseline to a compact MNIST CNN.
+
+Model code only: nothing here imports or knows about training.
+Every model maps (N, 1, 28, 28) images to (N, 10) log-probabilities.
+Comments give each block's output size (channels x height x width) and receptive field (RF).
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
+    """Conv -> BatchNorm -> ReLU -> Dropout, the unit the small models are built from."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),  # BN has the bias
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+    )
+
+
+def gap_head(in_channels):
+    """Global average pooling, then a 1x1 conv to the 10 classes: no large fully connected head."""
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1),
+        nn.Conv2d(in_channels, 10, 1),
+        nn.Flatten(),
+    )
+
+
+class Net(nn.Module):
+    """The S6 model: under 17K parameters; 16 channels for most layers, so that depth buys a 32-pixel RF."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 8, dropout=dropout),  # 8x28x28, RF 3
+            conv_bn(8, 16, dropout=dropout),  # 16x28x28, RF 5
+            nn.MaxPool2d(2),  # 16x14x14, RF 6
+            conv_bn(16, 16, dropout=dropout),  # 16x14x14, RF 10
+            conv_bn(16, 16, dropout=dropout),  # 16x14x14, RF 14
+            nn.MaxPool2d(2),  # 16x7x7, RF 16
+            conv_bn(16, 24, dropout=dropout),  # 24x7x7, RF 24
+            conv_bn(24, 32),  # 32x7x7, RF 32: no dropout right before the average
+        )
+        self.head = gap_head(32)  # 10
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+class TinyNet(nn.Module):
+    """The same recipe under 5,000 parameters: narrower at every stage, RF 24."""
+
+    def __init__(self, dropout=0.02):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 8, dropout=dropout),  # 8x28x28, RF 3
+            conv_bn(8, 8, dropout=dropout),  # 8x28x28, RF 5
+            nn.MaxPool2d(2),  # 8x14x14, RF 6
+            conv_bn(8, 12, dropout=dropout),  # 12x14x14, RF 10
+            conv_bn(12, 12, dropout=dropout),  # 12x14x14, RF 14
+            nn.MaxPool2d(2),  # 12x7x7, RF 16
+            conv_bn(12, 16),  # 16x7x7, RF 24
+        )
+        self.head = gap_head(16)  # 10
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+class BaselineNet(nn.Module):
+    """The starting point: 593,200 parameters, no BatchNorm, no Dropout, a 4096->50 dense head."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()  # dropout is accepted for a uniform constructor and unused: the seed had none
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(),  # 32x26x26, RF 3
+            nn.Conv2d(32, 64, 3), nn.ReLU(),  # 64x24x24, RF 5
+            nn.MaxPool2d(2),  # 64x12x12, RF 6
+            nn.Conv2d(64, 128, 3), nn.ReLU(),  # 128x10x10, RF 10
+            nn.Conv2d(128, 256, 3), nn.ReLU(),  # 256x8x8, RF 14
+            nn.MaxPool2d(2),  # 256x4x4, RF 16
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # 4096
+            nn.Linear(4096, 50), nn.ReLU(),
+            nn.Linear(50, 10),
+        )
+
+    def forward(self, x):
+        return F.log_softmax(self.classifier(self.features(x)), dim=1)
+
+
+class Arch1(nn.Module):
+    """Experiment 1: small and shallow; three convs leave the RF at 10 pixels of a 28-pixel digit."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
+            conv_bn(16, 16, padding=0, dropout=dropout),  # 16x24x24, RF 5
+            nn.MaxPool2d(2),  # 16x12x12, RF 6
+            conv_bn(16, 20, padding=0),  # 20x10x10, RF 10
+        )
+        self.head = gap_head(20)
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+class Arch2(nn.Module):
+    """Experiment 2: 32 channels early spend the budget on width; the RF stops at 8."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
+            conv_bn(16, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
+            conv_bn(32, 32, padding=0),  # 32x22x22, RF 7
+            nn.MaxPool2d(2),  # 32x11x11, RF 8
+        )
+        self.head = gap_head(32)
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+class Arch3(nn.Module):
+    """Experiment 3: 32 channels throughout reach 19K parameters with only three convs: RF 10."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 32, padding=0, dropout=dropout),  # 32x26x26, RF 3
+            conv_bn(32, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
+            nn.MaxPool2d(2),  # 32x12x12, RF 6
+            conv_bn(32, 32, padding=0),  # 32x10x10, RF 10
+        )
+        self.head = gap_head(32)
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+MODELS = {
+    "net": Net,
+    "tiny": TinyNet,
+    "baseline": BaselineNet,
+    "arch1": Arch1,
+    "arch2": Arch2,
+    "arch3": Arch3,
+}
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _pair(value):
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def receptive_field(model, input_size=(1, 28, 28)):
+    """One row per conv or pooling layer, in the order the layers were registered.
+
+    Each row: name, kernel, stride, padding, output size, jump (input pixels between neighbouring
+    outputs) and receptive field. Assumes square kernels and that registration order is forward
+    order, as in every model above; global average pooling counts as a kernel over the whole map.
+    """
+    size, jump, rf = input_size[-1], 1, 1
+    rows = []
+    for name, layer in model.named_modules():
+        if isinstance(layer, nn.AdaptiveAvgPool2d):
+            kernel, stride, padding, dilation = size, 1, 0, 1
+        elif isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            kernel = _pair(layer.kernel_size)[0]
+            stride = _pair(layer.stride)[0]
+            padding = _pair(layer.padding)[0]
+            dilation = _pair(getattr(layer, "dilation", 1))[0]
+        else:
+            continue
+        size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+        rf += (kernel - 1) * dilation * jump
+        jump *= stride
+        rows.append(dict(name=name, type=type(layer).__name__, kernel=kernel, stride=stride, padding=padding,
+                         output_size=size, jump=jump, receptive_field=rf))
+    return rows
+
+
+def feature_receptive_field(model, input_size=(1, 28, 28)):
+    """The receptive field of the last layer before global pooling: how much of the digit one feature sees."""
+    rf = 1
+    for row in receptive_field(model, input_size):
+        if row["type"] == "AdaptiveAvgPool2d":
+            break
+        rf = row["receptive_field"]
+    return rf

@@ -1,0 +1,56 @@
+"""Read your own handwritten digits with a trained S6 model.
+
+    python s6_predict.py my_seven.png photo_of_a_three.jpg
+    python s6_predict.py digit.png --weights results/tiny-seed1/model.pt --model tiny
+
+Any size or colour of PNG or JPEG: each is made MNIST-like (grey, light on dark, cropped, fitted into
+20x20 and centred by mass in 28x28) before the model sees it. One line per image; a bad file prints
+an error line and the others still run; the exit code is 1 if any image failed.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from s6_model import MODELS
+from s6_utils import CheckpointError, load_digit, load_weights
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "results" / "net-seed1" / "model.pt"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, one digit each")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
+                        help="a model.pt written by s6_train.py (default: the README's model)")
+    parser.add_argument("--model", default="net", choices=list(MODELS), help="the class the weights belong to")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        model = load_weights(MODELS[args.model](), args.weights).eval()
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    failed = False
+    for path in args.images:
+        try:
+            image = load_digit(path)
+        except ValueError as error:
+            print(f"{path}: error: {error}", file=sys.stderr)
+            failed = True
+            continue
+        with torch.inference_mode():
+            probs = model(image.unsqueeze(0)).exp()[0]
+        digit = int(probs.argmax())
+        spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs.tolist()))
+        print(f"{path}: {digit} ({probs[digit]:.1%})  {spread}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

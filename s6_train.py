@@ -1,0 +1,145 @@
+"""Train an S6 model from the shell: the notebook's run, reproducible without a notebook.
+
+    python s6_train.py                                   # 20 epochs of Net -> results/run/
+    python s6_train.py --seed 1 --out results/net-seed1  # the README's single run
+    python s6_train.py --seeds 1 2 3 4 5 --out results/net   # the README's seed statistics
+    python s6_train.py --resume results/run              # continue a stopped run
+
+Writes OUT/metrics.json (config, parameters, device, per-epoch history), OUT/checkpoint.pt after
+every epoch and OUT/model.pt (the state_dict) at the end.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import torch
+
+from s6_utils import (
+    TARGET_ACC,
+    CheckpointError,
+    MnistDataError,
+    TrainConfig,
+    TrainingDiverged,
+    fit,
+    load_config,
+    markdown_table,
+    plot_test_accuracy,
+    save_json,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = None if f.default is MISSING else f.default
+        if f.type is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=f.metadata["help"])
+        else:
+            kind = f.type if f.type in (int, float) else str
+            parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
+    parser.add_argument("--out", default="results/run", help="folder for metrics.json, checkpoint.pt and model.pt")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="train once per seed into OUT-seed<N>/ and write OUT/seeds.json with the statistics "
+                             "(a seed whose finished run is already there is reused)")
+    parser.add_argument("--plot", help="with --seeds: write the test-accuracy curves of all seeds to this PNG")
+    parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its config is used)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args):
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def seed_statistics(runs):
+    """Mean, spread and range of the final test accuracy over seeds, and the median first epoch >= target."""
+    finals = [run["summary"]["final_test_acc"] for run in runs.values()]
+    firsts = [run["summary"]["first_epoch_at_target"] for run in runs.values()]
+    reached = [epoch for epoch in firsts if epoch is not None]
+    return {
+        "seeds": list(runs), "epochs": len(next(iter(runs.values()))["history"]),
+        "parameters": next(iter(runs.values()))["parameters"],
+        "final_test_acc_mean": statistics.mean(finals),
+        "final_test_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+        "final_test_acc_min": min(finals), "final_test_acc_max": max(finals),
+        "median_first_epoch_at_target": statistics.median(reached) if len(reached) == len(firsts) else None,
+        "target": TARGET_ACC,
+    }
+
+
+def seeds_table_row(model, stats):
+    median = stats["median_first_epoch_at_target"]
+    return {
+        "model": model, "parameters": f"{stats['parameters']:,}", "epochs": stats["epochs"],
+        "seeds": len(stats["seeds"]),
+        "final test acc, mean ± std": f"{stats['final_test_acc_mean']:.2f}% ± {stats['final_test_acc_std']:.2f}",
+        "min / max": f"{stats['final_test_acc_min']:.2f}% / {stats['final_test_acc_max']:.2f}%",
+        f"median first epoch ≥ {TARGET_ACC}%": median if median is not None else "not reached by every seed",
+    }
+
+
+def finished_run(folder, config):
+    """The metrics of a completed run of exactly this config in `folder`, else None."""
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record["config"] == config.to_dict() and len(record["history"]) == config.epochs else None
+
+
+def run_seeds(config, seeds, out, progress, plot=None):
+    runs = {}
+    for seed in seeds:
+        seed_config = TrainConfig(**{**config.to_dict(), "seed": seed})
+        folder = out.parent / f"{out.name}-seed{seed}"  # results/net -> results/net-seed1, ...
+        runs[seed] = finished_run(folder, seed_config)
+        if runs[seed] is None:
+            fit(seed_config, out_dir=folder, progress=progress)
+            runs[seed] = finished_run(folder, seed_config)
+        else:
+            print(f"seed {seed}: reusing the finished run in {folder}")
+    stats = seed_statistics(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "seeds.json", {"config": config.to_dict(), "summary": stats,
+                                   "runs": {seed: run["history"] for seed, run in runs.items()}})
+    if plot:
+        fig = plot_test_accuracy({f"seed {s}": run["history"] for s, run in runs.items()},
+                                 title=f"{config.model}: test accuracy of {len(seeds)} seeds")
+        fig.savefig(plot, dpi=110)
+    print(markdown_table([seeds_table_row(config.model, stats)]))
+    return stats
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.resume:
+            out = Path(args.resume)
+            fit(load_config(out / "checkpoint.pt"), out_dir=out, resume=True, progress=not args.no_progress)
+        elif args.seeds:
+            out = Path(args.out)
+            run_seeds(config_from_args(args), args.seeds, out, not args.no_progress, args.plot)
+        else:
+            out = Path(args.out)
+            fit(config_from_args(args), out_dir=out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the completed epochs are saved in {out}; "
+              f"continue with: python s6_train.py --resume {out}", file=sys.stderr)
+        return 130
+    except (ValueError, MnistDataError, CheckpointError, TrainingDiverged, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

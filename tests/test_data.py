@@ -1,0 +1,118 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import DATA_DIR
+
+from s6_utils import (
+    MNIST_FILES,
+    MnistDataError,
+    TrainConfig,
+    fast_loaders,
+    mnist_dataset,
+    random_affine,
+    torchvision_loaders,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    config = TrainConfig(data_dir=DATA_DIR, batch_size=256)
+    return fast_loaders(config, CPU), torchvision_loaders(config, CPU)
+
+
+def test_mnist_has_60000_training_and_10000_test_images_of_28x28():
+    assert mnist_dataset(DATA_DIR, train=True).data.shape == (60_000, 28, 28)
+    assert mnist_dataset(DATA_DIR, train=False).data.shape == (10_000, 28, 28)
+
+
+def test_test_images_are_normalised_to_mean_0_and_std_1(loaders):
+    (_, fast_test), _ = loaders
+    images = torch.cat([x for x, _ in fast_test])
+    assert images.shape == (10_000, 1, 28, 28)
+    assert abs(images.mean().item()) < 0.02
+    assert abs(images.std().item() - 1) < 0.02
+
+
+def test_fast_path_without_augmentation_equals_torchvision_path(loaders):
+    (_, fast_test), (_, torchvision_test) = loaders
+    for (fast_x, fast_y), (ref_x, ref_y) in zip(fast_test, torchvision_test, strict=True):
+        assert torch.equal(fast_y, ref_y)
+        assert torch.allclose(fast_x, ref_x, atol=1e-6)
+
+
+def test_test_loader_does_not_shuffle(loaders):
+    (_, fast_test), (_, torchvision_test) = loaders
+    first = torch.cat([y for _, y in fast_test])
+    second = torch.cat([y for _, y in fast_test])
+    assert torch.equal(first, second)
+    assert torch.equal(first, mnist_dataset(DATA_DIR, train=False).targets)
+
+
+def test_training_loader_reshuffles_every_epoch(loaders):
+    (fast_train, _), _ = loaders
+    first, second = next(iter(fast_train))[1], next(iter(fast_train))[1]
+    assert not torch.equal(first, second)
+
+
+def test_validation_split_holds_out_images_from_training():
+    train, val = fast_loaders(TrainConfig(data_dir=DATA_DIR, val_split=10_000), CPU)
+    assert len(train.labels) == 50_000 and len(val.labels) == 10_000
+
+
+def test_augmentation_keeps_shapes_and_labels_and_differs_between_images(loaders):
+    (fast_train, _), _ = loaders
+    torch.manual_seed(0)
+    images, labels = next(iter(fast_train))
+    assert images.shape == (256, 1, 28, 28) and labels.shape == (256,)
+    same = torch.zeros(8, 1, 28, 28) + fast_train.images[0]
+    moved = random_affine(same, degrees=10, translate=0.1, scale=0.1)
+    assert moved.shape == same.shape
+    differences = [(moved[0] - moved[i]).abs().sum().item() for i in range(1, 8)]
+    assert min(differences) > 1, "each image of a batch gets its own rotation and shift"
+
+
+def test_augmentation_is_reproducible_under_a_seed(loaders):
+    (fast_train, _), _ = loaders
+    batch = fast_train.images[:64]
+    torch.manual_seed(5)
+    first = random_affine(batch, degrees=10, translate=0.1, scale=0.1)
+    torch.manual_seed(5)
+    assert torch.equal(first, random_affine(batch, degrees=10, translate=0.1, scale=0.1))
+
+
+def test_zero_augmentation_is_the_identity(loaders):
+    (fast_train, _), _ = loaders
+    batch = fast_train.images[:16]
+    assert torch.allclose(random_affine(batch, degrees=0, translate=0, scale=0), batch, atol=1e-5)
+
+
+def _offline(monkeypatch):
+    from torchvision import datasets
+
+    def no_network(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+    monkeypatch.setattr(datasets.MNIST, "download", no_network)
+
+
+def test_missing_data_names_the_four_files(tmp_path, monkeypatch):
+    _offline(monkeypatch)
+    with pytest.raises(MnistDataError) as error:
+        mnist_dataset(tmp_path, train=True)
+    for name in MNIST_FILES:
+        assert str(tmp_path / "MNIST" / "raw" / name) in str(error.value)
+
+
+def test_truncated_file_is_named_with_how_to_recreate_it(tmp_path, monkeypatch):
+    _offline(monkeypatch)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        shutil.copy(Path(DATA_DIR) / "MNIST" / "raw" / name, raw / name)
+    broken = raw / "t10k-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    with pytest.raises(MnistDataError, match="t10k-images-idx3-ubyte is truncated or corrupt.*re-create"):
+        mnist_dataset(tmp_path, train=False)

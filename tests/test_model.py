@@ -1,0 +1,71 @@
+import pytest
+import torch
+from torch import nn
+
+from s6_model import MODELS, BaselineNet, Net, TinyNet, count_parameters, feature_receptive_field, receptive_field
+from s6_utils import model_summary
+
+
+def test_net_has_fewer_than_20000_parameters():
+    assert count_parameters(Net()) < 20_000
+
+
+def test_tiny_net_has_fewer_than_5000_parameters():
+    assert count_parameters(TinyNet()) < 5_000
+
+
+@pytest.mark.parametrize("model_class", [Net, TinyNet])
+def test_compact_models_use_batchnorm_dropout_and_global_average_pooling(model_class):
+    kinds = {type(layer) for layer in model_class().modules()}
+    assert nn.BatchNorm2d in kinds
+    assert nn.Dropout in kinds
+    assert nn.AdaptiveAvgPool2d in kinds
+    assert nn.Linear not in kinds, "the head is global average pooling and a 1x1 conv, not a dense layer"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_maps_images_to_log_probabilities(name):
+    model = MODELS[name]().eval()
+    out = model(torch.randn(5, 1, 28, 28))
+    assert out.shape == (5, 10)
+    assert torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-5)
+
+
+def test_baseline_has_593200_parameters_as_torchsummary_reports():
+    model = BaselineNet()
+    assert count_parameters(model) == 593_200
+    assert "Total params: 593,200" in model_summary(model)
+
+
+def test_model_summary_leaves_the_model_as_it_was():
+    model = Net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    text = model_summary(model)
+    assert f"Total params: {count_parameters(model):,}" in text
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_receptive_field_of_baseline_matches_hand_computation():
+    rows = receptive_field(BaselineNet())
+    # conv3 RF 3,5 | pool: 6, jump 2 | conv3: 6+2*2=10, 10+2*2=14 | pool: 14+1*2=16, jump 4
+    assert [r["receptive_field"] for r in rows] == [3, 5, 6, 10, 14, 16]
+    assert [r["output_size"] for r in rows] == [26, 24, 12, 10, 8, 4]
+    assert [r["jump"] for r in rows] == [1, 1, 2, 2, 2, 4]
+
+
+def test_receptive_field_of_net_matches_hand_computation():
+    rows = receptive_field(Net())
+    # 3,5 | pool 6 (jump 2) | 10,14 | pool 16 (jump 4) | 24,32 | GAP over 7x7: 32+6*4=56 | 1x1 head
+    assert [r["receptive_field"] for r in rows] == [3, 5, 6, 10, 14, 16, 24, 32, 56, 56]
+    assert [r["output_size"] for r in rows] == [28, 28, 14, 14, 14, 7, 7, 7, 1, 1]
+    assert rows[-2]["type"] == "AdaptiveAvgPool2d" and rows[-2]["kernel"] == 7
+    assert feature_receptive_field(Net()) == 32
+    assert feature_receptive_field(BaselineNet()) == 16
+
+
+def test_receptive_field_follows_dilation_and_stride():
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3, dilation=2))
+    rows = receptive_field(model, (1, 28, 28))
+    # stride 2: RF 3, size 13, jump 2 | dilation 2: RF 3 + 2*2*2 = 11, size 13 - 4 = 9
+    assert [(r["receptive_field"], r["output_size"], r["jump"]) for r in rows] == [(3, 13, 2), (11, 9, 2)]

@@ -1,0 +1,139 @@
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DATA_DIR
+from matplotlib.figure import Figure
+
+from s6_model import Net
+from s6_utils import (
+    TrainConfig,
+    TrainingDiverged,
+    build_optimizer,
+    confusion_matrix,
+    fast_loaders,
+    fit,
+    get_device,
+    plot_confusion_matrix,
+    plot_history,
+    plot_misclassified,
+    plot_samples,
+    plot_test_accuracy,
+    predict,
+)
+
+RECORD_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+
+
+def without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+@pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
+                                         ("pipeline", "ffcv"), ("device", "tpu"), ("precision", "fp8")])
+def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{name}="):
+        TrainConfig(**{name: value})
+
+
+def test_explicit_cpu_preference_wins():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device().type in {"cuda", "mps", "cpu"}
+
+
+def test_unavailable_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        get_device("cuda")
+
+
+def test_one_optimizer_step_on_a_fixed_batch_lowers_the_loss():
+    torch.manual_seed(0)
+    config = TrainConfig(data_dir=DATA_DIR, epochs=1)
+    train, _ = fast_loaders(config, torch.device("cpu"))
+    images, labels = next(iter(train))
+    model = Net(dropout=0.0)
+    optimizer, _ = build_optimizer(model, dataclasses.replace(config, lr=0.05), steps_per_epoch=10)
+    model.train()
+    before = F.nll_loss(model(images), labels)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    assert F.nll_loss(model(images), labels).item() < before.item()
+
+
+def test_fit_on_a_few_batches_returns_the_model_and_a_well_formed_history(small_config):
+    model, history = fit(small_config(epochs=3), progress=False, log=lambda *_: None)
+    assert isinstance(model, Net)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    for record in history:
+        assert set(record) == RECORD_KEYS
+        assert 0 <= record["train_acc"] <= 100 and 0 <= record["test_acc"] <= 100
+        assert record["train_loss"] > 0 and record["lr"] > 0 and record["seconds"] > 0
+
+
+def test_fit_prints_the_config_once_and_one_line_per_epoch(small_config):
+    lines = []
+    fit(small_config(), progress=False, log=lines.append)
+    assert sum(line.startswith("config:") for line in lines) == 1
+    assert [line.split("|")[0].strip() for line in lines[-2:]] == ["1", "2"]
+
+
+def test_same_seed_twice_gives_identical_metrics_on_cpu(small_config):
+    quiet = dict(progress=False, log=lambda *_: None)
+    _, first = fit(small_config(), **quiet)
+    _, second = fit(small_config(), **quiet)
+    _, other_seed = fit(small_config(seed=2), **quiet)
+    assert without_seconds(first) == without_seconds(second)
+    assert without_seconds(first) != without_seconds(other_seed)
+
+
+def interrupt_during_epoch(k):
+    """A log callback that raises KeyboardInterrupt when epoch k's line is printed, before it is saved."""
+    def log(line):
+        if line.startswith(f"{k:5d} |"):
+            raise KeyboardInterrupt
+    return log
+
+
+def test_resumed_run_ends_with_the_same_history_and_weights_as_an_uninterrupted_one(small_config, tmp_path):
+    config = small_config(epochs=4)
+    _, uninterrupted = fit(config, out_dir=tmp_path / "full", progress=False, log=lambda *_: None)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, out_dir=tmp_path / "stopped", progress=False, log=interrupt_during_epoch(3))
+    assert torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "stopped" / "model.pt").exists()
+    _, resumed = fit(config, out_dir=tmp_path / "stopped", resume=True, progress=False, log=lambda *_: None)
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+    full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    again = torch.load(tmp_path / "stopped" / "model.pt", weights_only=True)
+    assert all(torch.equal(full[k], again[k]) for k in full)
+
+
+def test_non_finite_loss_stops_training_naming_epoch_and_batch(small_config):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+.*lower learning rate"):
+        fit(small_config(lr=1e12, max_batches=20), progress=False, log=lambda *_: None)
+
+
+def test_plots_return_figures(small_config):
+    config = small_config()
+    model, history = fit(config, progress=False, log=lambda *_: None)
+    train, test = fast_loaders(config, torch.device("cpu"))
+    images, labels = next(iter(train))
+    images, labels, probs = predict(model, test, device=torch.device("cpu"))
+    assert probs.shape == (10_000, 10)
+    matrix = confusion_matrix(labels, probs.argmax(1))
+    assert matrix.sum() == 10_000 and matrix.shape == (10, 10)
+    figures = [plot_samples(images[:32], labels[:32]), plot_history(history),
+               plot_misclassified(images, labels, probs), plot_confusion_matrix(matrix),
+               plot_test_accuracy({"run": history})]
+    assert all(isinstance(fig, Figure) and fig.axes for fig in figures)
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    predictions = torch.tensor([0, 1, 1, 2, 2, 0])
+    matrix = confusion_matrix(labels, predictions, classes=3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
