@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -73,7 +73,7 @@ class TrainConfig:
     pct_start: float = _field(0.2, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(0.05, "dropout after each conv block; small, as augmentation already regularises")
-    ema_decay: float = _field(0.0, "evaluate an exponential moving average of the weights with this decay "
+    ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
                                    "(0: off); it averages out the noise of a high learning rate")
     rotate_degrees: float = _field(10.0, "random rotation range (+-degrees) per training image")
     translate: float = _field(0.1, "random shift range per training image, as a fraction of its width")
@@ -203,10 +203,14 @@ def _split_indices(val_split):
 
 
 def mnist_tensors(data_dir, train, device):
-    """All images as one float tensor (N, 1, 28, 28) in [0, 1] and labels (N,), on the device."""
+    """All images as one uint8 tensor (N, 1, 28, 28) and labels (N,), on the device."""
     dataset = mnist_dataset(data_dir, train=train)
-    images = dataset.data.to(device).unsqueeze(1).float().div_(255)
-    return images, dataset.targets.to(device)
+    return dataset.data.to(device).unsqueeze(1), dataset.targets.to(device)
+
+
+def to_unit_range(images):
+    """uint8 pixels -> float in [0, 1], as transforms.ToTensor does."""
+    return images.float() / 255
 
 
 def normalize(images):
@@ -250,7 +254,7 @@ class TensorLoader:
         order = torch.randperm(n, device=device) if self.shuffle else torch.arange(n, device=device)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
-            images = self.images[index]
+            images = to_unit_range(self.images[index])  # gather uint8: a quarter of the bytes of float
             if self.augment:
                 images = random_affine(images, **self.augment)
             yield normalize(images), self.labels[index]
@@ -363,7 +367,13 @@ def build_ema(model, config):
     """The moving average of the weights (BatchNorm statistics included) that is evaluated, or None."""
     if not config.ema_decay:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    return AveragedModel(model, avg_fn=partial(_ema_step, config.ema_decay), use_buffers=True)
+
+
+def _ema_step(decay, averaged, current, num_averaged):
+    # The decay warms up, (1 + t) / (10 + t), so that the random initial weights are forgotten quickly.
+    decay = min(decay, (1 + num_averaged) / (10 + num_averaged))
+    return decay * averaged + (1 - decay) * current
 
 
 def build_optimizer(model, config, steps_per_epoch):

@@ -12,6 +12,7 @@ from s6_utils import (
     fast_loaders,
     mnist_dataset,
     random_affine,
+    to_unit_range,
     torchvision_loaders,
 )
 
@@ -68,7 +69,7 @@ def test_augmentation_keeps_shapes_and_labels_and_differs_between_images(loaders
     torch.manual_seed(0)
     images, labels = next(iter(fast_train))
     assert images.shape == (256, 1, 28, 28) and labels.shape == (256,)
-    same = torch.zeros(8, 1, 28, 28) + fast_train.images[0]
+    same = to_unit_range(fast_train.images[[0] * 8])
     moved = random_affine(same, degrees=10, translate=0.1, scale=0.1)
     assert moved.shape == same.shape
     differences = [(moved[0] - moved[i]).abs().sum().item() for i in range(1, 8)]
@@ -77,7 +78,7 @@ def test_augmentation_keeps_shapes_and_labels_and_differs_between_images(loaders
 
 def test_augmentation_is_reproducible_under_a_seed(loaders):
     (fast_train, _), _ = loaders
-    batch = fast_train.images[:64]
+    batch = to_unit_range(fast_train.images[:64])
     torch.manual_seed(5)
     first = random_affine(batch, degrees=10, translate=0.1, scale=0.1)
     torch.manual_seed(5)
@@ -86,7 +87,7 @@ def test_augmentation_is_reproducible_under_a_seed(loaders):
 
 def test_zero_augmentation_is_the_identity(loaders):
     (fast_train, _), _ = loaders
-    batch = fast_train.images[:16]
+    batch = to_unit_range(fast_train.images[:16])
     assert torch.allclose(random_affine(batch, degrees=0, translate=0, scale=0), batch, atol=1e-5)
 
 
@@ -116,3 +117,18 @@ def test_truncated_file_is_named_with_how_to_recreate_it(tmp_path, monkeypatch):
     broken.write_bytes(broken.read_bytes()[:1000])
     with pytest.raises(MnistDataError, match="t10k-images-idx3-ubyte is truncated or corrupt.*re-create"):
         mnist_dataset(tmp_path, train=False)
+
+
+def test_augmented_test_digits_stay_recognisable_to_the_trained_model():
+    from conftest import ROOT
+
+    from s6_model import Net
+    from s6_utils import load_weights, mnist_tensors, normalize
+
+    model = load_weights(Net(), ROOT / "results" / "net-seed1" / "model.pt").eval()
+    images, labels = mnist_tensors(DATA_DIR, train=False, device=CPU)
+    torch.manual_seed(0)
+    augmented = normalize(random_affine(to_unit_range(images[:2000]), degrees=10, translate=0.1, scale=0.1))
+    with torch.inference_mode():
+        accuracy = (model(augmented).argmax(1) == labels[:2000]).float().mean().item()
+    assert accuracy > 0.98

@@ -40,3 +40,13 @@ def test_bench_writes_both_pipelines_their_ratio_and_flops(tmp_path):
     assert bench["speedup"] == fast / bench["ways"]["conventional"]["median_images_per_second"]
     assert 1e6 < bench["flops_per_training_image"] < 1e8
     assert "| fast |" in result.stdout and "Speed-up" in result.stdout
+
+
+def test_figures_are_written_from_a_finished_run(tmp_path):
+    trained = run("s6_train.py", "--epochs", "1", "--max-batches", "10", "--device", "cpu", "--data-dir", DATA_DIR,
+                  "--no-progress", "--out", tmp_path / "run")
+    assert trained.returncode == 0, trained.stderr
+    result = run("s6_figures.py", tmp_path / "run", "--out", tmp_path / "doc")
+    assert result.returncode == 0, result.stderr
+    for name in ["samples.png", "curves.png", "misclassified.png", "confusion.png"]:
+        assert (tmp_path / "doc" / name).read_bytes().startswith(b"\x89PNG")

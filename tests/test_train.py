@@ -10,6 +10,7 @@ from s6_model import Net
 from s6_utils import (
     TrainConfig,
     TrainingDiverged,
+    build_ema,
     build_optimizer,
     confusion_matrix,
     fast_loaders,
@@ -137,3 +138,15 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     predictions = torch.tensor([0, 1, 1, 2, 2, 0])
     matrix = confusion_matrix(labels, predictions, classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_weight_average_forgets_the_random_initial_weights_within_a_few_steps():
+    model = Net()
+    ema = build_ema(model, TrainConfig(ema_decay=0.998))
+    with torch.no_grad():
+        for _ in range(30):
+            for p in model.parameters():
+                p.fill_(1.0)
+            ema.update_parameters(model)
+    # a plain 0.998 average would still hold 0.998**30 = 94% of the initial weights
+    assert all((p - 1).abs().max() < 0.25 for p in ema.module.parameters())

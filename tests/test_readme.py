@@ -1,0 +1,79 @@
+"""Every number the README states comes from a committed results file or the code: nothing typed in."""
+
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+from s6_model import BaselineNet, Net, TinyNet, count_parameters, receptive_field
+from s6_utils import markdown_table, model_summary
+
+README = (ROOT / "README.md").read_text()
+RESULTS = ROOT / "results"
+
+
+def lines_of(table):
+    return [line for line in table.splitlines() if line.strip()]
+
+
+def test_readme_model_summaries_and_receptive_field_table_are_the_code_output():
+    for model in (BaselineNet(), Net()):
+        assert model_summary(model).strip() in README
+    assert markdown_table(receptive_field(Net())) in README
+
+
+def test_readme_seed_table_rows_are_the_ones_the_seeds_command_prints():
+    from s6_train import seeds_table_row
+
+    for model in ("net", "tiny"):
+        summary = json.loads((RESULTS / model / "seeds.json").read_text())["summary"]
+        row = markdown_table([seeds_table_row(model, summary)]).splitlines()[-1]
+        assert row in README, row
+
+
+def test_readme_single_run_numbers_match_results_net_seed1():
+    record = json.loads((RESULTS / "net-seed1" / "metrics.json").read_text())
+    summary = record["summary"]
+    quoted = (f"{summary['final_test_acc']:.2f}% after epoch {len(record['history'])}, first at or above "
+              f"99.4% in epoch {summary['first_epoch_at_target']}, {record['parameters']:,} parameters")
+    assert quoted in README
+
+
+def test_readme_performance_table_is_the_one_the_bench_prints():
+    from s6_bench import table
+
+    bench = json.loads((RESULTS / "bench.json").read_text())
+    for line in lines_of(table(bench)):
+        assert line in README, line
+
+
+def test_readme_experiments_table_is_the_one_the_experiments_command_prints():
+    path = RESULTS / "experiments.json"
+    if not path.exists():
+        pytest.skip("results/experiments.json is not committed yet")
+    from s6_experiments import table
+
+    for line in lines_of(table(json.loads(path.read_text()))):
+        assert line in README, line
+
+
+def test_every_figure_the_readme_shows_is_in_doc():
+    figures = re.findall(r"\]\((doc/[^)]+\.png)\)", README)
+    assert len(figures) >= 5
+    for figure in figures:
+        assert (ROOT / figure).read_bytes().startswith(b"\x89PNG"), figure
+
+
+def test_readme_parameter_counts_are_the_models():
+    for model in (Net(), TinyNet(), BaselineNet()):
+        assert f"{count_parameters(model):,}" in README
+
+
+def test_readme_validation_rows_quote_the_validation_runs():
+    for run in sorted((RESULTS / "validation").iterdir()):
+        history = json.loads((run / "metrics.json").read_text())["history"]
+        row = next(line for line in README.splitlines() if f"`results/validation/{run.name}`" in line)
+        for epoch in (5, 10, 20):
+            if epoch <= len(history):
+                assert f"{history[epoch - 1]['test_acc']:.2f}%" in row, (run.name, epoch)
