@@ -19,21 +19,23 @@ def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
     )
 
 
-def gap_head(in_channels):
-    """Global average pooling, then a 1x1 conv to the 10 classes: no large fully connected head."""
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Conv2d(in_channels, 10, 1),
-        nn.Flatten(),
-    )
+class GapNet(nn.Module):
+    """features -> global average pooling -> 1x1 conv to the 10 classes: no large fully connected head."""
+
+    def __init__(self, features, channels):
+        super().__init__()
+        self.features = features
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, 10, 1), nn.Flatten())  # 10
+
+    def forward(self, x):
+        return F.log_softmax(self.head(self.features(x)), dim=1)
 
 
-class Net(nn.Module):
+class Net(GapNet):
     """The S6 model: under 17K parameters; 16 channels for most layers, so that depth buys a 32-pixel RF."""
 
     def __init__(self, dropout=0.05):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             conv_bn(1, 8, dropout=dropout),  # 8x28x28, RF 3
             conv_bn(8, 16, dropout=dropout),  # 16x28x28, RF 5
             nn.MaxPool2d(2),  # 16x14x14, RF 6
@@ -42,19 +44,14 @@ class Net(nn.Module):
             nn.MaxPool2d(2),  # 16x7x7, RF 16
             conv_bn(16, 24, dropout=dropout),  # 24x7x7, RF 24
             conv_bn(24, 32),  # 32x7x7, RF 32: no dropout right before the average
-        )
-        self.head = gap_head(32)  # 10
-
-    def forward(self, x):
-        return F.log_softmax(self.head(self.features(x)), dim=1)
+        ), channels=32)
 
 
-class TinyNet(nn.Module):
+class TinyNet(GapNet):
     """The same recipe under 5,000 parameters: narrower at every stage, RF 24."""
 
-    def __init__(self, dropout=0.02):
-        super().__init__()
-        self.features = nn.Sequential(
+    def __init__(self, dropout=0.05):
+        super().__init__(nn.Sequential(
             conv_bn(1, 8, dropout=dropout),  # 8x28x28, RF 3
             conv_bn(8, 8, dropout=dropout),  # 8x28x28, RF 5
             nn.MaxPool2d(2),  # 8x14x14, RF 6
@@ -62,11 +59,7 @@ class TinyNet(nn.Module):
             conv_bn(12, 12, dropout=dropout),  # 12x14x14, RF 14
             nn.MaxPool2d(2),  # 12x7x7, RF 16
             conv_bn(12, 16),  # 16x7x7, RF 24
-        )
-        self.head = gap_head(16)  # 10
-
-    def forward(self, x):
-        return F.log_softmax(self.head(self.features(x)), dim=1)
+        ), channels=16)
 
 
 class BaselineNet(nn.Module):
@@ -92,55 +85,40 @@ class BaselineNet(nn.Module):
         return F.log_softmax(self.classifier(self.features(x)), dim=1)
 
 
-class Arch1(nn.Module):
+class Arch1(GapNet):
     """Experiment 1: small and shallow; three convs leave the RF at 10 pixels of a 28-pixel digit."""
 
     def __init__(self, dropout=0.05):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
             conv_bn(16, 16, padding=0, dropout=dropout),  # 16x24x24, RF 5
             nn.MaxPool2d(2),  # 16x12x12, RF 6
             conv_bn(16, 20, padding=0),  # 20x10x10, RF 10
-        )
-        self.head = gap_head(20)
-
-    def forward(self, x):
-        return F.log_softmax(self.head(self.features(x)), dim=1)
+        ), channels=20)
 
 
-class Arch2(nn.Module):
+class Arch2(GapNet):
     """Experiment 2: 32 channels early spend the budget on width; the RF stops at 8."""
 
     def __init__(self, dropout=0.05):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
             conv_bn(16, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
             conv_bn(32, 32, padding=0),  # 32x22x22, RF 7
             nn.MaxPool2d(2),  # 32x11x11, RF 8
-        )
-        self.head = gap_head(32)
-
-    def forward(self, x):
-        return F.log_softmax(self.head(self.features(x)), dim=1)
+        ), channels=32)
 
 
-class Arch3(nn.Module):
+class Arch3(GapNet):
     """Experiment 3: 32 channels throughout reach 19K parameters with only three convs: RF 10."""
 
     def __init__(self, dropout=0.05):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             conv_bn(1, 32, padding=0, dropout=dropout),  # 32x26x26, RF 3
             conv_bn(32, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
             nn.MaxPool2d(2),  # 32x12x12, RF 6
             conv_bn(32, 32, padding=0),  # 32x10x10, RF 10
-        )
-        self.head = gap_head(32)
-
-    def forward(self, x):
-        return F.log_softmax(self.head(self.features(x)), dim=1)
+        ), channels=32)
 
 
 MODELS = {
