@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
@@ -655,6 +656,7 @@ def plot_history(history, target=TARGET_ACC):
     loss_ax.set(title="loss", xlabel="epoch", yscale="log")
     acc_ax.set(title="accuracy (%)", xlabel="epoch")
     for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
@@ -700,6 +702,7 @@ def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy"):
     ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
     low = min(r["test_acc"] for history in curves.values() for r in history)
     ax.set(title=title, xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 97.0) - 0.2, 100))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -77,3 +77,25 @@ def test_readme_validation_rows_quote_the_validation_runs():
         for epoch in (5, 10, 20):
             if epoch <= len(history):
                 assert f"{history[epoch - 1]['test_acc']:.2f}%" in row, (run.name, epoch)
+
+
+def test_readme_experiment_models_rows_are_the_code():
+    from s6_model import MODELS, feature_receptive_field
+
+    for key, cls in MODELS.items():
+        if key == "tiny":
+            continue
+        row = f"| `{cls.__name__}` (`{key}`) | {count_parameters(cls()):,} | {feature_receptive_field(cls())} |"
+        assert row in README, row
+
+
+def test_readme_quotes_the_committed_notebook_run():
+    import nbformat
+
+    notebook = nbformat.read(ROOT / "S6.ipynb", as_version=4)
+    last = "".join(out.get("text", "") for out in notebook.cells[-1].outputs)
+    final = re.search(r"final test accuracy:\s+([\d.]+%)", last).group(1)
+    seconds = re.search(r"training time:\s+(\d+) s", last).group(1)
+    first = re.search(r"first epoch at >= 99.4%:\s+(\d+)", last).group(1)
+    assert f"trained for {seconds} s" in README
+    assert f"ended at {final} test accuracy and first reached 99.4% in epoch {first}" in README
