@@ -132,8 +132,10 @@ def main(argv=None):
             out = Path(args.out)
             fit(config_from_args(args), out_dir=out, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the completed epochs are saved in {out}; "
-              f"continue with: python s6_train.py --resume {out}", file=sys.stderr)
+        hint = (f"the finished seeds are kept in {out}-seed<N>/ and reused if you run the same command again"
+                if args.seeds else f"the completed epochs are saved in {out}; "
+                                   f"continue with: python s6_train.py --resume {out}")
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     except (ValueError, MnistDataError, CheckpointError, TrainingDiverged, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
