@@ -121,15 +121,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = Path(args.resume or args.out)
     try:
         if args.resume:
-            out = Path(args.resume)
             fit(load_config(out / "checkpoint.pt"), out_dir=out, resume=True, progress=not args.no_progress)
         elif args.seeds:
-            out = Path(args.out)
             run_seeds(config_from_args(args), args.seeds, out, not args.no_progress, args.plot)
         else:
-            out = Path(args.out)
             fit(config_from_args(args), out_dir=out, progress=not args.no_progress)
     except KeyboardInterrupt:
         hint = (f"the finished seeds are kept in {out}-seed<N>/ and reused if you run the same command again"

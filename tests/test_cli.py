@@ -1,5 +1,6 @@
 """The command-line programs, run as a user runs them: in a subprocess, on a few batches."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -46,7 +47,7 @@ def test_train_writes_metrics_and_a_model_that_reproduces_the_last_test_accuracy
 
 def test_every_train_flag_has_help_text():
     text = run("s6_train.py", "--help").stdout
-    flags = [f.name.replace("_", "-") for f in __import__("dataclasses").fields(TrainConfig)]
+    flags = [f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)]
     for flag in flags + ["out", "seeds", "resume"]:
         assert f"--{flag}" in text
     assert text.count("--") >= len(flags)
