@@ -523,10 +523,11 @@ def _restore(path, model, optimizer, scheduler, ema):
 
 
 def load_config(path):
-    """The TrainConfig saved in a checkpoint or metrics.json."""
-    path = Path(path)
-    data = json.loads(path.read_text())["config"] if path.suffix == ".json" else load_torch_file(path)["config"]
-    return TrainConfig(**data)
+    """The TrainConfig saved in a checkpoint."""
+    state = load_torch_file(path)
+    if not isinstance(state, dict) or "config" not in state:
+        raise CheckpointError(f"{path} holds weights only, not a checkpoint of a run: it cannot be resumed")
+    return TrainConfig(**state["config"])
 
 
 def fit(config, out_dir=None, resume=False, progress=True, log=print):

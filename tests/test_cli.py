@@ -102,3 +102,10 @@ def test_resume_of_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path)
     result = run("s6_train.py", "--resume", tmp_path)
     assert_one_line_error(result)
     assert "is not an S6 checkpoint" in result.stderr
+
+
+def test_resume_from_a_model_pt_is_a_one_line_error(tmp_path):
+    torch.save(Net().state_dict(), tmp_path / "checkpoint.pt")
+    result = run("s6_train.py", "--resume", tmp_path)
+    assert_one_line_error(result)
+    assert "cannot be resumed" in result.stderr
