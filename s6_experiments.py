@@ -1,7 +1,7 @@
 """The path from 593,200 parameters to under 20,000: train each experiment model with one recipe.
 
     python s6_experiments.py                       # all models, 20 epochs, seed 1
-    python s6_experiments.py --models arch1 net --epochs 5
+    python s6_experiments.py --models net          # retrain one model, keep the others' records
 
 Writes results/experiments.json (per model: parameters, receptive field before global pooling,
 final and best test accuracy, first epoch at or above 99.4%, seconds per epoch, the test-accuracy
@@ -9,6 +9,7 @@ curve), a comparison plot, and prints the markdown table the README shows.
 """
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def run_experiment(config, progress=True):
     return {"parameters": count_parameters(model), "receptive_field": feature_receptive_field(model),
             **summarize(history), "seconds_per_epoch": statistics.mean(r["seconds"] for r in history),
             "test_acc": [r["test_acc"] for r in history], "config": config.to_dict()}
+
+
+def _order(name):
+    return EXPERIMENTS.index(name) if name in EXPERIMENTS else len(EXPERIMENTS)
 
 
 def table(results):
@@ -45,13 +50,16 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    results = {}
+    out = Path(args.out)
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    results = {name: record for name, record in earlier.items() if name not in args.models}  # kept as they were
     for name in args.models:
         config = TrainConfig(model=name, epochs=args.epochs, seed=args.seed, max_batches=args.max_batches,
                              data_dir=args.data_dir)
         results[name] = run_experiment(config, progress=not args.no_progress)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        save_json(args.out, results)  # after every model: a long run keeps what it finished
+        results = dict(sorted(results.items(), key=lambda item: _order(item[0])))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_json(out, results)  # after every model: a long run keeps what it finished
     curves = {name: [{"epoch": i, "test_acc": acc} for i, acc in enumerate(r["test_acc"], 1)]
               for name, r in results.items()}
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)

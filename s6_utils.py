@@ -73,7 +73,7 @@ class TrainConfig:
     weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 17K-parameter net barely overfits")
     pct_start: float = _field(0.2, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
-    dropout: float = _field(0.05, "dropout after each conv block; small, as augmentation already regularises")
+    dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
     ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
                                    "(0: off); it averages out the noise of a high learning rate")
     rotate_degrees: float = _field(10.0, "random rotation range (+-degrees) per training image")

@@ -25,6 +25,21 @@ def test_experiments_write_one_record_per_model_and_the_readme_table(tmp_path):
     assert "| arch1 | 5,642 | 10 |" in result.stdout
 
 
+def test_experiments_rerun_of_one_model_keeps_the_other_records(tmp_path):
+    out, plot = tmp_path / "experiments.json", tmp_path / "experiments.png"
+    common = ["--epochs", "1", "--max-batches", "10", "--data-dir", DATA_DIR, "--out", out, "--plot", plot,
+              "--no-progress"]
+    assert run("s6_experiments.py", "--models", "net", "arch1", *common).returncode == 0
+    first = json.loads(out.read_text())
+    result = run("s6_experiments.py", "--models", "net", "--seed", "2", *common)
+    assert result.returncode == 0, result.stderr
+    second = json.loads(out.read_text())
+    assert list(second) == ["arch1", "net"]  # the order of the story, not of the runs
+    assert second["arch1"] == first["arch1"]
+    assert second["net"]["config"]["seed"] == 2
+    assert "| arch1 |" in result.stdout and "| net |" in result.stdout
+
+
 def test_bench_writes_both_pipelines_their_ratio_and_flops(tmp_path):
     out = tmp_path / "bench.json"
     result = run("s6_bench.py", "--reps", "2", "--batches", "3", "--warmup", "1", "--device", "cpu",

@@ -23,6 +23,20 @@ def test_compact_models_use_batchnorm_dropout_and_global_average_pooling(model_c
     assert nn.Linear not in kinds, "the head is global average pooling and a 1x1 conv, not a dense layer"
 
 
+def test_net_keeps_dropout_off_the_28x28_maps_and_on_the_smaller_ones():
+    blocks = []  # (has dropout, output width) per feature block
+    x = torch.zeros(1, 1, 28, 28)
+    for block in Net().features:
+        x = block(x)
+        blocks.append((any(isinstance(m, nn.Dropout) for m in block.modules()), x.shape[-1]))
+    assert {width for has_dropout, width in blocks if has_dropout} == {14, 7}
+    assert not any(has_dropout for has_dropout, width in blocks if width == 28)
+
+
+def test_net_with_dropout_zero_has_no_dropout_layers():
+    assert not any(isinstance(m, nn.Dropout) for m in Net(dropout=0.0).modules())
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_maps_images_to_log_probabilities(name):
     model = MODELS[name]().eval()
