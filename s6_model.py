@@ -54,18 +54,25 @@ class Net(GapNet):
 
 
 class TinyNet(GapNet):
-    """The same recipe under 5,000 parameters: narrower at every stage, RF 24."""
+    """The same ingredients under 5,000 parameters, RF 32.
+
+    Thin at 28x28 (4 and 8 channels), which pays for a second 7x7 block: the receptive field
+    reaches 32, more than the digit. The earlier 4,818-parameter design (8-16 channels, one 7x7
+    block, RF 24) ended lower on the validation split, and Dropout after its first four blocks cost it
+    accuracy there, so here Dropout sits after the first 7x7 block only (README, "Protocol").
+    """
 
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
-            conv_bn(1, 8, dropout=dropout),  # 8x28x28, RF 3
-            conv_bn(8, 8, dropout=dropout),  # 8x28x28, RF 5
+            conv_bn(1, 4),  # 4x28x28, RF 3
+            conv_bn(4, 8),  # 8x28x28, RF 5
             nn.MaxPool2d(2),  # 8x14x14, RF 6
-            conv_bn(8, 12, dropout=dropout),  # 12x14x14, RF 10
-            conv_bn(12, 12, dropout=dropout),  # 12x14x14, RF 14
+            conv_bn(8, 12),  # 12x14x14, RF 10
+            conv_bn(12, 12),  # 12x14x14, RF 14
             nn.MaxPool2d(2),  # 12x7x7, RF 16
-            conv_bn(12, 16),  # 16x7x7, RF 24
-        ), channels=16)
+            conv_bn(12, 12, dropout=dropout),  # 12x7x7, RF 24
+            conv_bn(12, 9),  # 9x7x7, RF 32: 9 channels keep the total under 5,000
+        ), channels=9)
 
 
 class BaselineNet(nn.Module):

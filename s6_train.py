@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from s6_model import MODELS, count_parameters
 from s6_utils import (
     TARGET_ACC,
     CheckpointError,
@@ -91,7 +92,11 @@ def finished_run(folder, config):
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    return record if record["config"] == config.to_dict() and len(record["history"]) == config.epochs else None
+    # the config names the model class, not its layers: a class redesigned since that run is caught
+    # by its parameter count
+    same_model = record["parameters"] == count_parameters(MODELS[config.model](dropout=config.dropout))
+    same_run = record["config"] == config.to_dict() and len(record["history"]) == config.epochs
+    return record if same_run and same_model else None
 
 
 def run_seeds(config, seeds, out, progress, plot=None):
