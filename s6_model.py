@@ -32,10 +32,12 @@ class GapNet(nn.Module):
 
 
 class Net(GapNet):
-    """The S6 model: under 17K parameters; 16 channels for most layers, so that depth buys a 32-pixel RF.
+    """The S6 model: 19,506 parameters; 8-20 channels in all but the last two convolutions, so that
+    depth buys a 32-pixel RF. 20 channels at 14x14 rather than 16 scored higher on the validation split
+    (README, "Protocol").
 
     Dropout sits after the 14x14 blocks and the first 7x7 block only. The two 28x28 blocks would
-    hold about 70% of all dropout draws, and a CPU draws one random number per activation slowly:
+    hold over two thirds of all dropout draws, and a CPU draws one random number per activation slowly:
     without them training ran 1.5x as fast on this project's CPU (README, "Performance"), and
     validation accuracy stayed within the spread between seeds (README, "Protocol").
     """
@@ -45,10 +47,10 @@ class Net(GapNet):
             conv_bn(1, 8),  # 8x28x28, RF 3
             conv_bn(8, 16),  # 16x28x28, RF 5: no dropout at 28x28 (see the class docstring)
             nn.MaxPool2d(2),  # 16x14x14, RF 6
-            conv_bn(16, 16, dropout=dropout),  # 16x14x14, RF 10
-            conv_bn(16, 16, dropout=dropout),  # 16x14x14, RF 14
-            nn.MaxPool2d(2),  # 16x7x7, RF 16
-            conv_bn(16, 24, dropout=dropout),  # 24x7x7, RF 24
+            conv_bn(16, 20, dropout=dropout),  # 20x14x14, RF 10
+            conv_bn(20, 20, dropout=dropout),  # 20x14x14, RF 14
+            nn.MaxPool2d(2),  # 20x7x7, RF 16
+            conv_bn(20, 24, dropout=dropout),  # 24x7x7, RF 24
             conv_bn(24, 32),  # 32x7x7, RF 32: no dropout right before the average
         ), channels=32)
 

@@ -70,7 +70,7 @@ class TrainConfig:
     batch_size: int = _field(128, "training batch size")
     lr: float = _field(0.1, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
     momentum: float = _field(0.9, "SGD momentum")
-    weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 17K-parameter net barely overfits")
+    weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")
     pct_start: float = _field(0.2, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
