@@ -32,6 +32,11 @@ def test_readme_seed_table_rows_are_the_ones_the_seeds_command_prints():
         assert row in README, row
 
 
+def test_readme_gives_net_mean_unrounded_where_rounding_would_pass_the_target():
+    summary = json.loads((RESULTS / "net" / "seeds.json").read_text())["summary"]
+    assert f"Net's mean is {summary['final_test_acc_mean']:.3f}% before rounding" in README
+
+
 def test_readme_single_run_numbers_match_results_net_seed1():
     record = json.loads((RESULTS / "net-seed1" / "metrics.json").read_text())
     summary = record["summary"]
