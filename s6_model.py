@@ -16,7 +16,9 @@ def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
     ]
-    return nn.Sequential(*layers, nn.Dropout(dropout)) if dropout else nn.Sequential(*layers)
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
 
 
 class GapNet(nn.Module):

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import torch
 
-from s6_model import MODELS, count_parameters
+from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
     CheckpointError,
     MnistDataError,
     TrainConfig,
     TrainingDiverged,
+    build_model,
     fit,
     load_config,
     markdown_table,
@@ -94,7 +95,7 @@ def finished_run(folder, config):
     record = json.loads(path.read_text())
     # the config names the model class, not its layers: a class redesigned since that run is caught
     # by its parameter count
-    same_model = record["parameters"] == count_parameters(MODELS[config.model](dropout=config.dropout))
+    same_model = record["parameters"] == count_parameters(build_model(config, "cpu"))
     same_run = record["config"] == config.to_dict() and len(record["history"]) == config.epochs
     return record if same_run and same_model else None
 
