@@ -6,12 +6,12 @@
 Both ways train the same model in this one process, alternating, for several repetitions; the
 medians are reported with their ratio. "conventional": torchvision MNIST, per-sample PIL
 RandomAffine, DataLoader, fp32, NCHW. "fast": the default TrainConfig (tensors on the device,
-batched augmentation, bf16 autocast where the hardware has it, channels_last).
+batched augmentation, bf16 autocast on a CPU that has it, CUDA graphs on a GPU). Both update the
+weight average (EMA) every step, as a real run does.
 """
 
 import argparse
 import dataclasses
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,10 +23,13 @@ from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
     TrainConfig,
+    build_ema,
     build_model,
     build_optimizer,
+    capture_cuda_graphs,
     fit,
     get_device,
+    machine_name,
     make_loaders,
     markdown_table,
     save_json,
@@ -36,23 +39,9 @@ from s6_utils import (
 
 
 def ways(base):
-    conventional = dataclasses.replace(base, pipeline="torchvision", precision="fp32", channels_last=False)
+    conventional = dataclasses.replace(base, pipeline="torchvision", precision="fp32", channels_last=False,
+                                       cuda_graphs=False)
     return {"conventional": conventional, "fast": base}
-
-
-def cpu_name():
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name()
-    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 class Trainer:
@@ -64,11 +53,14 @@ class Trainer:
         self.model = build_model(config, device)
         self.loader, _ = make_loaders(config, device)
         self.optimizer, self.scheduler = build_optimizer(self.model, config, len(self.loader))
+        self.ema = build_ema(self.model, config)  # part of every step of a real run, so timed too
         self.bf16 = use_bf16(config.precision, device)
+        if config.cuda_graphs and device.type == "cuda":
+            capture_cuda_graphs(self.model, config.batch_size, self.bf16)
 
     def train(self, batches):
         train_one_epoch(self.model, self.loader, self.optimizer, self.scheduler, device=self.device,
-                        bf16=self.bf16, channels_last=self.config.channels_last,
+                        bf16=self.bf16, channels_last=self.config.channels_last, ema=self.ema,
                         label_smoothing=self.config.label_smoothing, max_batches=batches, progress=False)
 
     def images_per_second(self, batches):
@@ -124,7 +116,7 @@ def run(args):
             rates[name].append(trainer.images_per_second(args.batches))
     flops = flops_per_training_image(base, device)
     peak = matmul_gflops(device)
-    results = {"device": str(device), "machine": machine(device), "torch": torch.__version__,
+    results = {"device": str(device), "machine": machine_name(device), "torch": torch.__version__,
                "model": base.model, "parameters": count_parameters(trainers["fast"].model),
                "batch_size": base.batch_size, "reps": args.reps, "batches_per_rep": args.batches,
                "flops_per_training_image": flops, "matmul_fp32_gflops": peak, "ways": {}}

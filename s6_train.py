@@ -96,7 +96,11 @@ def finished_run(folder, config):
     # the config names the model class, not its layers: a class redesigned since that run is caught
     # by its parameter count
     same_model = record["parameters"] == count_parameters(build_model(config, "cpu"))
-    same_run = record["config"] == config.to_dict() and len(record["history"]) == config.epochs
+    try:  # a TrainConfig field added since that run was saved counts as its default, as in load_config
+        saved = TrainConfig(**record["config"]).to_dict()
+    except TypeError:  # the run names a field that no longer exists
+        return None
+    same_run = saved == config.to_dict() and len(record["history"]) == config.epochs
     return record if same_run and same_model else None
 
 

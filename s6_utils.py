@@ -10,11 +10,13 @@ import io
 import json
 import math
 import os
+import platform
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from torch.optim.swa_utils import AveragedModel
+from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -80,8 +82,11 @@ class TrainConfig:
     translate: float = _field(0.1, "random shift range per training image, as a fraction of its width")
     scale: float = _field(0.1, "random zoom range per training image: 1 +- scale")
     pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
-    precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 where the hardware has it")
-    channels_last: bool = _field(True, "NHWC memory layout, faster convolutions on CPU and tensor cores")
+    precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
+    channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
+                                        "(README, \"Performance\")")
+    cuda_graphs: bool = _field(True, "on CUDA, replay each full batch's forward and backward as CUDA graphs: "
+                                     "launching ~230 small kernels per step, not running them, bounds a GPU here")
     val_split: int = _field(0, "hold out this many training images and evaluate on them instead of the test set")
     seed: int = _field(1, "seed for weights, data order, augmentation and dropout")
     device: str | None = _field(None, "cpu, cuda or mps; default: the best available")
@@ -139,12 +144,26 @@ def get_device(preference=None):
     return torch.device(next(name for name, ok in available.items() if ok))
 
 
+def machine_name(device):
+    """The GPU's name, or the CPU's model and the threads torch uses: what a timing was measured on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    model = platform.processor() or platform.machine()
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
 def use_bf16(precision, device):
-    """Whether to train under bfloat16 autocast: CUDA with bf16, or a CPU with AVX-512-BF16 or AMX."""
+    """Whether to train under bfloat16 autocast: 'auto' means on a CPU with AVX-512-BF16 or AMX only.
+
+    Not on CUDA: measured on an H200, autocast made a step slower, since a step of a 20K-parameter
+    net is bound by kernel launches and autocast adds a cast of every weight (README, "Performance").
+    """
     if precision != "auto":
         return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return False
@@ -364,17 +383,65 @@ def build_model(config, device):
     return model.to(memory_format=torch.channels_last) if config.channels_last else model
 
 
+class WeightEMA(nn.Module):
+    """An exponential moving average of a model's weights and BatchNorm statistics, evaluated instead of it.
+
+    What torch.optim.swa_utils.AveragedModel(use_buffers=True) does with an EMA, and with the same
+    state_dict keys, but its update never reads a device value on the host: AveragedModel checks its
+    step counter on the host twice per step, and each check makes the CPU wait for a GPU's queue.
+    """
+
+    def __init__(self, model, decay):
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        device = next(model.parameters()).device
+        self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long, device=device))
+
+    @torch.no_grad()
+    def update_parameters(self, model):
+        averaged = list(chain(self.module.parameters(), self.module.buffers()))
+        current = list(chain(model.parameters(), model.buffers()))
+        floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
+        counters = [i for i, t in enumerate(averaged) if not t.is_floating_point()]  # num_batches_tracked
+        # keep 0 at the first update (a copy), then (1 + t) / (10 + t) up to `decay`: the random initial
+        # weights are forgotten within a few steps; computed on the device, so nothing waits for it
+        n = self.n_averaged
+        keep = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
+        torch._foreach_mul_([averaged[i] for i in floats], keep)
+        torch._foreach_add_([averaged[i] for i in floats], torch._foreach_mul([current[i] for i in floats], 1 - keep))
+        torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
+        self.n_averaged += 1
+
+
 def build_ema(model, config):
     """The moving average of the weights (BatchNorm statistics included) that is evaluated, or None."""
-    if not config.ema_decay:
-        return None
-    return AveragedModel(model, avg_fn=partial(_ema_step, config.ema_decay), use_buffers=True)
+    return WeightEMA(model, config.ema_decay) if config.ema_decay else None
 
 
-def _ema_step(decay, averaged, current, num_averaged):
-    # The decay warms up, (1 + t) / (10 + t), so that the random initial weights are forgotten quickly.
-    decay = min(decay, (1 + num_averaged) / (10 + num_averaged))
-    return decay * averaged + (1 - decay) * current
+def capture_cuda_graphs(model, batch_size, bf16=False):
+    """Make `model`'s training forward and backward replay as CUDA graphs for batches of `batch_size`.
+
+    torch.cuda.make_graphed_callables captures each pass once; a replay then launches all of its kernels
+    at once. Batches of another size (an epoch's last) and eval mode run the ordinary forward.
+    release_cuda_graphs(model) undoes this.
+    """
+    # The capture warms up on a side stream, and the first real backward then warns once that the
+    # parameters' gradient accumulators were made there: expected, and harmless here.
+    warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
+    eager_forward = model.forward
+    state = copy.deepcopy(model.state_dict())  # the capture's warm-up passes update BatchNorm's statistics
+    sample = torch.randn(batch_size, 1, 28, 28, device=next(model.parameters()).device)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+        torch.cuda.make_graphed_callables(model, (sample,))
+    model.load_state_dict(state)
+    graphed_forward = model.forward
+    model.forward = lambda images: (graphed_forward if len(images) == batch_size else eager_forward)(images)
+
+
+def release_cuda_graphs(model):
+    """Back to the class's own forward, so that copies and later uses see an ordinary module."""
+    vars(model).pop("forward", None)
 
 
 def build_optimizer(model, config, steps_per_epoch):
@@ -394,7 +461,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, *, device, bf16=False, 
                     channels_last=False, ema=None, max_batches=0, epoch=1, progress=True, log_every=20):
     """One pass over the training loader. Returns {"loss", "acc"} (acc in percent).
 
-    `ema`, a torch.optim.swa_utils.AveragedModel, is updated after every step.
+    `ema`, a WeightEMA, is updated after every step.
     Sums stay on the device and are read every `log_every` batches, not every step: each read
     makes a GPU wait for its queue to drain.
     """
@@ -482,6 +549,7 @@ def save_json(path, data):
 def run_record(config, model, device, history):
     """Everything metrics.json holds: the config, the model's size, where it ran, and the history."""
     return {"config": config.to_dict(), "parameters": count_parameters(model), "device": str(device),
+            "machine": machine_name(device),
             "torch": torch.__version__, "eval_set": "validation" if config.val_split else "test",
             "summary": summarize(history) if history else None, "history": history}
 
@@ -554,10 +622,13 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
         start = done + 1
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+    graphs = config.cuda_graphs and device.type == "cuda"
+    if graphs:
+        capture_cuda_graphs(model, config.batch_size, bf16)
 
     log(f"config: {json.dumps(config.to_dict())}")
     log(f"model {config.model}: {count_parameters(model):,} parameters | device {device} | "
-        f"{'bf16 autocast' if bf16 else 'fp32'} | pipeline {config.pipeline}"
+        f"{'bf16 autocast' if bf16 else 'fp32'} | pipeline {config.pipeline}" + (" | CUDA graphs" if graphs else "")
         + (f" | resuming after epoch {start - 1}" if resume else ""))
     log(EPOCH_HEADER)
     for epoch in range(start, config.epochs + 1):
@@ -578,6 +649,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
                           "config": config.to_dict(), "ema": ema.state_dict() if ema else None}
             atomic_write(out_dir / "checkpoint.pt", partial(torch.save, checkpoint))
             save_json(out_dir / "metrics.json", run_record(config, model, device, history))
+    release_cuda_graphs(model)
     model = evaluated(model, ema)
     if out_dir:
         atomic_write(out_dir / "model.pt", partial(torch.save, model.state_dict()))

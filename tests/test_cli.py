@@ -91,6 +91,17 @@ def test_seeds_retrain_a_run_whose_model_has_changed_since(tmp_path):
     assert json.loads(metrics.read_text())["parameters"] == record["parameters"]
 
 
+def test_seeds_reuse_a_run_saved_before_a_config_field_existed(tmp_path):
+    assert run("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net").returncode == 0
+    metrics = tmp_path / "net-seed1" / "metrics.json"
+    record = json.loads(metrics.read_text())
+    del record["config"]["cuda_graphs"]  # as if saved before the field was added, with its default behaviour
+    metrics.write_text(json.dumps(record))
+    again = run("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
+    assert again.returncode == 0, again.stderr
+    assert "reusing the finished run" in again.stdout
+
+
 def test_ctrl_c_keeps_finished_epochs_says_how_to_resume_and_resume_finishes(tmp_path):
     args = [sys.executable, str(ROOT / "s6_train.py"), "--epochs", "50", "--max-batches", "10", "--device", "cpu",
             "--data-dir", DATA_DIR, "--no-progress", "--out", str(tmp_path)]

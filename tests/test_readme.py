@@ -45,12 +45,22 @@ def test_readme_single_run_numbers_match_results_net_seed1():
     assert quoted in README
 
 
-def test_readme_performance_table_is_the_one_the_bench_prints():
+@pytest.mark.parametrize("name", ["bench.json", "bench-cuda.json"])
+def test_readme_performance_tables_are_the_ones_the_bench_printed(name):
     from s6_bench import table
 
-    bench = json.loads((RESULTS / "bench.json").read_text())
+    bench = json.loads((RESULTS / name).read_text())
     for line in lines_of(table(bench)):
         assert line in README, line
+
+
+@pytest.mark.parametrize("run", ["gpu", "gpu-eager"])
+def test_readme_gpu_runs_quote_their_metrics(run):
+    record = json.loads((RESULTS / run / "metrics.json").read_text())
+    seconds = sum(r["seconds"] for r in record["history"])
+    quoted = (f"{len(record['history'])} epochs in {seconds:.1f} s on an {record['machine']}, evaluation included, "
+              f"ending at {record['summary']['final_test_acc']:.2f}%")
+    assert quoted in README, quoted
 
 
 def test_readme_experiments_table_is_the_one_the_experiments_command_prints():

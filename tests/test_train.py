@@ -1,10 +1,13 @@
+import copy
 import dataclasses
+from itertools import chain
 
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import DATA_DIR
 from matplotlib.figure import Figure
+from torch.optim.swa_utils import AveragedModel
 
 from s6_model import Net
 from s6_utils import (
@@ -12,6 +15,7 @@ from s6_utils import (
     TrainingDiverged,
     build_ema,
     build_optimizer,
+    capture_cuda_graphs,
     confusion_matrix,
     fast_loaders,
     fit,
@@ -22,6 +26,7 @@ from s6_utils import (
     plot_samples,
     plot_test_accuracy,
     predict,
+    release_cuda_graphs,
 )
 
 RECORD_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
@@ -138,6 +143,47 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     predictions = torch.tensor([0, 1, 1, 2, 2, 0])
     matrix = confusion_matrix(labels, predictions, classes=3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_weight_average_matches_torch_averaged_model_with_the_same_decays():
+    def decayed_average(averaged, current, num_averaged):  # S6's warm-up decay, one tensor at a time
+        decay = min(0.998, (1 + num_averaged) / (10 + num_averaged))
+        return decay * averaged + (1 - decay) * current
+
+    torch.manual_seed(0)
+    model = Net()
+    ours = build_ema(model, TrainConfig(ema_decay=0.998))
+    reference = AveragedModel(model, avg_fn=decayed_average, use_buffers=True)
+    with torch.no_grad():
+        for _ in range(50):
+            for tensor in chain(model.parameters(), model.buffers()):
+                if tensor.is_floating_point():
+                    tensor.add_(torch.rand_like(tensor))
+            ours.update_parameters(model)
+            reference.update_parameters(model)
+    for name, value in reference.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(ours.state_dict()[name], value, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_give_the_eager_gradients_and_batchnorm_statistics():
+    torch.manual_seed(0)
+    eager = Net(dropout=0.0).cuda()  # no dropout: a graph draws its random numbers differently
+    graphed = copy.deepcopy(eager)
+    capture_cuda_graphs(graphed, batch_size=64)
+    for batch_size in (64, 64, 32):  # the last, smaller batch runs the ordinary forward
+        images = torch.randn(batch_size, 1, 28, 28, device="cuda")
+        labels = torch.randint(0, 10, (batch_size,), device="cuda")
+        for model in (eager, graphed):
+            model.zero_grad(set_to_none=True)
+            F.nll_loss(model(images), labels).backward()
+        for a, b in zip(eager.parameters(), graphed.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, rtol=2e-3, atol=2e-4)  # TF32 convolutions
+        for a, b in zip(eager.buffers(), graphed.buffers(), strict=True):
+            torch.testing.assert_close(a, b, rtol=2e-3, atol=2e-4)
+    release_cuda_graphs(graphed)
+    assert "forward" not in vars(graphed)
 
 
 def test_weight_average_forgets_the_random_initial_weights_within_a_few_steps():
