@@ -56,7 +56,7 @@ class Trainer:
         self.ema = build_ema(self.model, config)  # part of every step of a real run, so timed too
         self.bf16 = use_bf16(config.precision, device)
         if config.cuda_graphs and device.type == "cuda":
-            capture_cuda_graphs(self.model, config.batch_size, self.bf16)
+            capture_cuda_graphs(self.model, config.batch_size, self.bf16, self.ema)
 
     def train(self, batches):
         train_one_epoch(self.model, self.loader, self.optimizer, self.scheduler, device=self.device,

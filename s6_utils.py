@@ -397,9 +397,16 @@ class WeightEMA(nn.Module):
         self.decay = decay
         device = next(model.parameters()).device
         self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long, device=device))
+        self.captured = None  # (CUDA graph, the model whose update it recorded): see capture_cuda_graph
 
     @torch.no_grad()
     def update_parameters(self, model):
+        if self.captured is not None and self.captured[1] is model:
+            self.captured[0].replay()  # one launch instead of about ten
+        else:
+            self._update(model)
+
+    def _update(self, model):
         averaged = list(chain(self.module.parameters(), self.module.buffers()))
         current = list(chain(model.parameters(), model.buffers()))
         floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
@@ -413,14 +420,29 @@ class WeightEMA(nn.Module):
         torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
         self.n_averaged += 1
 
+    @torch.no_grad()
+    def capture_cuda_graph(self, model):
+        """Record the update from `model` as a CUDA graph, which later updates from it replay."""
+        state = copy.deepcopy(self.state_dict())
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._update(model)  # a warm-up outside the graph, as capture requires; undone below
+        torch.cuda.current_stream().wait_stream(side)
+        self.load_state_dict(state)
+        self.captured = (torch.cuda.CUDAGraph(), model)  # a tuple, so that `model` is no submodule of this
+        with torch.cuda.graph(self.captured[0]):
+            self._update(model)
+
 
 def build_ema(model, config):
     """The moving average of the weights (BatchNorm statistics included) that is evaluated, or None."""
     return WeightEMA(model, config.ema_decay) if config.ema_decay else None
 
 
-def capture_cuda_graphs(model, batch_size, bf16=False):
-    """Make `model`'s training forward and backward replay as CUDA graphs for batches of `batch_size`.
+def capture_cuda_graphs(model, batch_size, bf16=False, ema=None):
+    """Make `model`'s training forward and backward replay as CUDA graphs for batches of `batch_size`,
+    and the weight average's update too.
 
     torch.cuda.make_graphed_callables captures each pass once; a replay then launches all of its kernels
     at once. Batches of another size (an epoch's last) and eval mode run the ordinary forward.
@@ -437,6 +459,8 @@ def capture_cuda_graphs(model, batch_size, bf16=False):
     model.load_state_dict(state)
     graphed_forward = model.forward
     model.forward = lambda images: (graphed_forward if len(images) == batch_size else eager_forward)(images)
+    if ema is not None:
+        ema.capture_cuda_graph(model)
 
 
 def release_cuda_graphs(model):
@@ -445,8 +469,10 @@ def release_cuda_graphs(model):
 
 
 def build_optimizer(model, config, steps_per_epoch):
+    # on CUDA one fused kernel per step instead of several multi-tensor ones: a GPU step here is launch-bound
+    fused = True if next(model.parameters()).is_cuda else None
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=True, weight_decay=config.weight_decay)
+                                nesterov=True, weight_decay=config.weight_decay, fused=fused)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=config.pct_start)
     return optimizer, scheduler
@@ -624,7 +650,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
         out_dir.mkdir(parents=True, exist_ok=True)
     graphs = config.cuda_graphs and device.type == "cuda"
     if graphs:
-        capture_cuda_graphs(model, config.batch_size, bf16)
+        capture_cuda_graphs(model, config.batch_size, bf16, ema)
 
     log(f"config: {json.dumps(config.to_dict())}")
     log(f"model {config.model}: {count_parameters(model):,} parameters | device {device} | "

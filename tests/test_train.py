@@ -186,6 +186,22 @@ def test_cuda_graphs_give_the_eager_gradients_and_batchnorm_statistics():
     assert "forward" not in vars(graphed)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_weight_average_replayed_from_a_cuda_graph_matches_the_eager_update():
+    torch.manual_seed(0)
+    model = Net().cuda()
+    eager, graphed = build_ema(model, TrainConfig()), build_ema(model, TrainConfig())
+    graphed.capture_cuda_graph(model)
+    with torch.no_grad():
+        for _ in range(5):
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            eager.update_parameters(model)
+            graphed.update_parameters(model)
+    for name, value in eager.state_dict().items():
+        torch.testing.assert_close(graphed.state_dict()[name], value, rtol=0, atol=0)
+
+
 def test_weight_average_forgets_the_random_initial_weights_within_a_few_steps():
     model = Net()
     ema = build_ema(model, TrainConfig(ema_decay=0.998))
