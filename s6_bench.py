@@ -35,6 +35,7 @@ from s6_utils import (
     save_json,
     train_one_epoch,
     use_bf16,
+    use_cuda_graphs,
 )
 
 
@@ -55,7 +56,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.model, config, len(self.loader))
         self.ema = build_ema(self.model, config)  # part of every step of a real run, so timed too
         self.bf16 = use_bf16(config.precision, device)
-        if config.cuda_graphs and device.type == "cuda":
+        if use_cuda_graphs(config, device):
             capture_cuda_graphs(self.model, config.batch_size, self.bf16, self.ema)
 
     def train(self, batches):

@@ -86,7 +86,7 @@ class TrainConfig:
     channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
                                         "(README, \"Performance\")")
     cuda_graphs: bool = _field(True, "on CUDA, replay each full batch's forward and backward as CUDA graphs: "
-                                     "launching ~230 small kernels per step, not running them, bounds a GPU here")
+                                     "launching a step's many small kernels, not running them, bounds a GPU here")
     val_split: int = _field(0, "hold out this many training images and evaluate on them instead of the test set")
     seed: int = _field(1, "seed for weights, data order, augmentation and dropout")
     device: str | None = _field(None, "cpu, cuda or mps; default: the best available")
@@ -167,6 +167,11 @@ def use_bf16(precision, device):
     if device.type == "cpu":
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return False
+
+
+def use_cuda_graphs(config, device):
+    """Whether to replay the training step's passes as CUDA graphs: on CUDA, unless the config turns it off."""
+    return config.cuda_graphs and device.type == "cuda"
 
 
 def seed_everything(seed):
@@ -648,7 +653,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
         start = done + 1
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    graphs = config.cuda_graphs and device.type == "cuda"
+    graphs = use_cuda_graphs(config, device)
     if graphs:
         capture_cuda_graphs(model, config.batch_size, bf16, ema)
 
