@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pytest
 import torch
@@ -105,7 +106,11 @@ def test_seeds_reuse_a_run_saved_before_a_config_field_existed(tmp_path):
 def test_ctrl_c_keeps_finished_epochs_says_how_to_resume_and_resume_finishes(tmp_path):
     args = [sys.executable, str(ROOT / "s6_train.py"), "--epochs", "50", "--max-batches", "10", "--device", "cpu",
             "--data-dir", DATA_DIR, "--no-progress", "--out", str(tmp_path)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # Ctrl-C's default action, as a terminal gives its foreground job: a test runner started in the
+    # background (`cmd &` in a script) passes SIGINT on as ignored, and Python then raises no KeyboardInterrupt
+    restore_ctrl_c = partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               preexec_fn=restore_ctrl_c)
     deadline = time.monotonic() + 240
     while not (tmp_path / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)

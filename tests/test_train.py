@@ -9,11 +9,13 @@ from conftest import DATA_DIR
 from matplotlib.figure import Figure
 from torch.optim.swa_utils import AveragedModel
 
-from s6_model import Net
+from s6_model import MODELS, Net
 from s6_utils import (
+    ChannelsLastMaxPool2d,
     TrainConfig,
     TrainingDiverged,
     build_ema,
+    build_model,
     build_optimizer,
     capture_cuda_graphs,
     confusion_matrix,
@@ -212,3 +214,42 @@ def test_weight_average_forgets_the_random_initial_weights_within_a_few_steps():
             ema.update_parameters(model)
     # a plain 0.998 average would still hold 0.998**30 = 94% of the initial weights
     assert all((p - 1).abs().max() < 0.25 for p in ema.module.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_max_pool_gives_max_pools_values_and_gradients_even_for_ties(dtype):
+    torch.manual_seed(0)
+    # coarse steps after a ReLU: many windows hold two or more equal maxima, where the first must win
+    x = (torch.randn(8, 16, 28, 28) * 2).round().relu().to(dtype)
+    grad_out = torch.randn(8, 16, 14, 14, dtype=dtype)
+    outputs, grads = [], []
+    for pool in (torch.nn.MaxPool2d(2), ChannelsLastMaxPool2d(2)):
+        leaf = x.clone().requires_grad_()
+        y = pool(leaf)
+        y.backward(grad_out)
+        outputs.append(y)
+        grads.append(leaf.grad)
+    assert outputs[1].is_contiguous() and grads[1].is_contiguous()  # NCHW in, NCHW out, both ways
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+
+
+def test_cpu_model_pools_in_channels_last_with_the_same_weights_and_gradients():
+    config = TrainConfig()
+    torch.manual_seed(0)
+    reference = MODELS[config.model](dropout=0.0)
+    model = build_model(dataclasses.replace(config, dropout=0.0), "cpu")
+    assert [type(m) for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)] == [ChannelsLastMaxPool2d] * 2
+    model.load_state_dict(reference.state_dict())  # same keys: the swap adds no state
+    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    for net in (reference, model):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            F.nll_loss(net(images).float(), labels).backward()
+    for a, b in zip(reference.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("overrides", [dict(channels_last_pooling=False), dict(channels_last=True)])
+def test_model_keeps_plain_max_pools_when_channels_last_pooling_is_off_or_moot(overrides):
+    model = build_model(TrainConfig(**overrides), "cpu")
+    assert not any(isinstance(m, ChannelsLastMaxPool2d) for m in model.modules())
