@@ -698,6 +698,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
     log(f"config: {json.dumps(config.to_dict())}")
     log(f"model {config.model}: {count_parameters(model):,} parameters | device {device} | "
         f"{'bf16 autocast' if bf16 else 'fp32'} | pipeline {config.pipeline}" + (" | CUDA graphs" if graphs else "")
+        + (" | channels-last max-pooling" if use_channels_last_pooling(config, device) else "")
         + (f" | resuming after epoch {start - 1}" if resume else ""))
     log(EPOCH_HEADER)
     for epoch in range(start, config.epochs + 1):
