@@ -399,6 +399,8 @@ class ChannelsLastMaxPool2d(nn.MaxPool2d):
     """
 
     def forward(self, x):
+        if x.is_contiguous(memory_format=torch.channels_last):  # channels-last already, or 1 channel
+            return super().forward(x)
         x_nhwc = x.contiguous(memory_format=torch.channels_last)
         y_nhwc = super().forward(x_nhwc)
         if x_nhwc.requires_grad:
