@@ -386,11 +386,11 @@ def load_digit(path):
 
 
 def use_channels_last_pooling(config, device):
-    """Whether to swap the model's max-pools for ChannelsLastMaxPool2d: on a CPU, for an NCHW model only."""
+    """Whether to swap the model's max-pools for MaxPool2dNHWC: on a CPU, for an NCHW model only."""
     return config.channels_last_pooling and not config.channels_last and torch.device(device).type == "cpu"
 
 
-class ChannelsLastMaxPool2d(nn.MaxPool2d):
+class MaxPool2dNHWC(nn.MaxPool2d):
     """nn.MaxPool2d that pools an NCHW batch in channels-last layout and returns it as NCHW.
 
     Same values and gradients (the same pixel wins each window), but on a CPU PyTorch's NCHW
@@ -412,12 +412,12 @@ class ChannelsLastMaxPool2d(nn.MaxPool2d):
 
 
 def pool_in_channels_last(model):
-    """Replace every nn.MaxPool2d in `model` with an equivalent ChannelsLastMaxPool2d, in place."""
+    """Replace every nn.MaxPool2d in `model` with an equivalent MaxPool2dNHWC, in place."""
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if type(child) is nn.MaxPool2d and not child.return_indices:
-                setattr(parent, name, ChannelsLastMaxPool2d(child.kernel_size, child.stride, child.padding,
-                                                            child.dilation, ceil_mode=child.ceil_mode))
+                setattr(parent, name, MaxPool2dNHWC(child.kernel_size, child.stride, child.padding,
+                                                    child.dilation, ceil_mode=child.ceil_mode))
     return model
 
 

@@ -11,7 +11,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from s6_model import MODELS, Net
 from s6_utils import (
-    ChannelsLastMaxPool2d,
+    MaxPool2dNHWC,
     TrainConfig,
     TrainingDiverged,
     build_ema,
@@ -223,7 +223,7 @@ def test_channels_last_max_pool_gives_max_pools_values_and_gradients_even_for_ti
     x = (torch.randn(8, 16, 28, 28) * 2).round().relu().to(dtype)
     grad_out = torch.randn(8, 16, 14, 14, dtype=dtype)
     outputs, grads = [], []
-    for pool in (torch.nn.MaxPool2d(2), ChannelsLastMaxPool2d(2)):
+    for pool in (torch.nn.MaxPool2d(2), MaxPool2dNHWC(2)):
         leaf = x.clone().requires_grad_()
         y = pool(leaf)
         y.backward(grad_out)
@@ -239,7 +239,7 @@ def test_cpu_model_pools_in_channels_last_with_the_same_weights_and_gradients():
     torch.manual_seed(0)
     reference = MODELS[config.model](dropout=0.0)
     model = build_model(dataclasses.replace(config, dropout=0.0), "cpu")
-    assert [type(m) for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)] == [ChannelsLastMaxPool2d] * 2
+    assert [type(m) for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)] == [MaxPool2dNHWC] * 2
     model.load_state_dict(reference.state_dict())  # same keys: the swap adds no state
     images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     for net in (reference, model):
@@ -252,4 +252,4 @@ def test_cpu_model_pools_in_channels_last_with_the_same_weights_and_gradients():
 @pytest.mark.parametrize("overrides", [dict(channels_last_pooling=False), dict(channels_last=True)])
 def test_model_keeps_plain_max_pools_when_channels_last_pooling_is_off_or_moot(overrides):
     model = build_model(TrainConfig(**overrides), "cpu")
-    assert not any(isinstance(m, ChannelsLastMaxPool2d) for m in model.modules())
+    assert not any(isinstance(m, MaxPool2dNHWC) for m in model.modules())
