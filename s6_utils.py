@@ -15,7 +15,7 @@ import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
+from functools import cache, partial
 from itertools import chain, islice
 from pathlib import Path
 
@@ -146,16 +146,21 @@ def get_device(preference=None):
     return torch.device(next(name for name, ok in available.items() if ok))
 
 
+@cache  # metrics.json records it every epoch, and the CPU does not change mid-run
+def cpu_model():
+    fallback = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return fallback
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")), fallback)
+
+
 def machine_name(device):
     """The GPU's name, or the CPU's model and the threads torch uses: what a timing was measured on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    model = platform.processor() or platform.machine()
-    if cpuinfo.exists():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), model)
-    return f"{model}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def use_bf16(precision, device):
