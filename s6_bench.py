@@ -10,32 +10,29 @@ batched augmentation; on a CPU bf16 autocast where it has it and max-pooling in 
 layout; CUDA graphs on a GPU). Both update the weight average (EMA) every step, as a real run does.
 """
 
-import argparse
 import dataclasses
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
+from s6.data import FirstBatches
+from s6.speed import use_bf16
 from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
-    TrainConfig,
-    build_ema,
     build_model,
-    build_optimizer,
-    capture_cuda_graphs,
     fit,
     get_device,
     machine_name,
-    make_loaders,
     markdown_table,
     save_json,
+    set_up,
     train_one_epoch,
-    use_bf16,
-    use_cuda_graphs,
 )
 
 
@@ -46,23 +43,19 @@ def ways(base):
 
 
 class Trainer:
-    """One way of training, set up once, so that repetitions time the training steps alone."""
+    """One way of training, set up once as `fit` sets it up, so that repetitions time the training steps alone."""
 
     def __init__(self, config, device):
         self.config, self.device = config, device
-        torch.manual_seed(config.seed)
-        self.model = build_model(config, device)
-        self.loader, _ = make_loaders(config, device)
-        self.optimizer, self.scheduler = build_optimizer(self.model, config, len(self.loader))
-        self.ema = build_ema(self.model, config)  # part of every step of a real run, so timed too
+        self.run = set_up(config, device)  # the weight average is part of every step of a real run, so timed too
         self.bf16 = use_bf16(config.precision, device)
-        if use_cuda_graphs(config, device):
-            capture_cuda_graphs(self.model, config.batch_size, self.bf16, self.ema)
+        self.epoch = 0
 
     def train(self, batches):
-        train_one_epoch(self.model, self.loader, self.optimizer, self.scheduler, device=self.device,
-                        bf16=self.bf16, channels_last=self.config.channels_last, ema=self.ema,
-                        label_smoothing=self.config.label_smoothing, max_batches=batches, progress=False)
+        self.epoch += 1
+        run = self.run
+        train_one_epoch(run.model, FirstBatches(run.train_loader, batches), run.optimizer, run.scheduler,
+                        self.config, self.epoch, run.ema, progress=False)
 
     def images_per_second(self, batches):
         if self.device.type == "cuda":
@@ -106,7 +99,7 @@ def seconds_to_target(history, target=TARGET_ACC):
 
 
 def run(args):
-    base = TrainConfig(device=args.device, data_dir=args.data_dir)
+    base = config_from_args(args)
     device = get_device(base.device)
     trainers = {name: Trainer(config, device) for name, config in ways(base).items()}
     for trainer in trainers.values():
@@ -118,7 +111,7 @@ def run(args):
     flops = flops_per_training_image(base, device)
     peak = matmul_gflops(device)
     results = {"device": str(device), "machine": machine_name(device), "torch": torch.__version__,
-               "model": base.model, "parameters": count_parameters(trainers["fast"].model),
+               "model": base.model, "parameters": count_parameters(trainers["fast"].run.model),
                "batch_size": base.batch_size, "reps": args.reps, "batches_per_rep": args.batches,
                "flops_per_training_image": flops, "matmul_fp32_gflops": peak, "ways": {}}
     for name, trainer in trainers.items():
@@ -160,21 +153,22 @@ def table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--reps", type=int, default=9,
                         help="alternating repetitions per pipeline; the median evens out a CPU's drifting speed")
     parser.add_argument("--batches", type=int, default=100, help="training batches per repetition")
     parser.add_argument("--warmup", type=int, default=10, help="untimed batches per pipeline first")
     parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
-    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="default: the best available")
-    parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    parser.add_argument("--out", default="results/bench.json", help="where to write the results")
+    add_config_flags(parser, ["device", "data_dir"])
+    add_run_flags(parser, out="results/bench.json", progress=False)
     args = parser.parse_args(argv)
+    apply_threads(args)
     results = run(args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_json(args.out, results)
     print(table(results))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

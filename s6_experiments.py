@@ -8,13 +8,14 @@ final and best test accuracy, first epoch at or above 99.4%, seconds per epoch, 
 curve), a comparison plot, and prints the markdown table the README shows.
 """
 
-import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
+from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
 from s6_model import MODELS, count_parameters, feature_receptive_field
-from s6_utils import TARGET_ACC, TrainConfig, fit, markdown_table, plot_test_accuracy, save_json, summarize
+from s6_utils import TARGET_ACC, fit, markdown_table, plot_test_accuracy, save_json, summarize
 
 EXPERIMENTS = ["baseline", "arch1", "arch2", "arch3", "net"]
 
@@ -39,23 +40,19 @@ def table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--models", nargs="+", default=EXPERIMENTS, choices=list(MODELS), help="models to train")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs per model")
-    parser.add_argument("--seed", type=int, default=1, help="seed of every run")
-    parser.add_argument("--max-batches", type=int, default=0, help="batches per epoch for smoke runs; 0: all")
-    parser.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    parser.add_argument("--out", default="results/experiments.json", help="the results file")
+    add_config_flags(parser, ["epochs", "seed", "max_batches", "data_dir"])
+    add_run_flags(parser, out="results/experiments.json")
     parser.add_argument("--plot", default="doc/experiments.png", help="the comparison plot")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    apply_threads(args)
 
     out = Path(args.out)
     earlier = json.loads(out.read_text()) if out.exists() else {}
     results = {name: record for name, record in earlier.items() if name not in args.models}  # kept as they were
     for name in args.models:
-        config = TrainConfig(model=name, epochs=args.epochs, seed=args.seed, max_batches=args.max_batches,
-                             data_dir=args.data_dir)
+        config = config_from_args(args, model=name)
         results[name] = run_experiment(config, progress=not args.no_progress)
         results = dict(sorted(results.items(), key=lambda item: _order(item[0])))
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +62,8 @@ def main(argv=None):
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     plot_test_accuracy(curves, title="experiments: test accuracy per epoch").savefig(args.plot, dpi=110)
     print(table(results))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

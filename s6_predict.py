@@ -8,20 +8,19 @@ Any size or colour of PNG or JPEG: each is made MNIST-like (grey, light on dark,
 an error line and the others still run; the exit code is 1 if any image failed.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-
+from s6.cli import parser_for, run_main
+from s6.predictor import class_probabilities, load_digit
 from s6_model import MODELS
-from s6_utils import CheckpointError, load_digit, load_weights
+from s6_utils import load_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "results" / "net-seed1" / "model.pt"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, one digit each")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
                         help="a model.pt written by s6_train.py (default: the README's model)")
@@ -31,11 +30,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        model = load_weights(MODELS[args.model](), args.weights).eval()
-    except CheckpointError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    model = load_weights(MODELS[args.model](), args.weights)
     failed = False
     for path in args.images:
         try:
@@ -44,8 +39,7 @@ def main(argv=None):
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True
             continue
-        with torch.inference_mode():
-            probs = model(image.unsqueeze(0)).exp()[0]
+        probs = class_probabilities(model, image)
         digit = int(probs.argmax())
         spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs.tolist()))
         print(f"{path}: {digit} ({probs[digit]:.1%})  {spread}")
@@ -53,4 +47,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

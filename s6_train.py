@@ -9,22 +9,16 @@ Writes OUT/metrics.json (config, parameters, device, per-epoch history), OUT/che
 every epoch and OUT/model.pt (the state_dict) at the end.
 """
 
-import argparse
 import json
 import statistics
 import sys
-from dataclasses import MISSING, fields
 from pathlib import Path
 
-import torch
-
+from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
 from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
-    CheckpointError,
-    MnistDataError,
     TrainConfig,
-    TrainingDiverged,
     build_model,
     fit,
     load_config,
@@ -35,29 +29,15 @@ from s6_utils import (
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = None if f.default is MISSING else f.default
-        if f.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=f.metadata["help"])
-        else:
-            kind = f.type if f.type in (int, float) else str
-            parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
-    parser.add_argument("--out", default="results/run", help="folder for metrics.json, checkpoint.pt and model.pt")
+    parser = parser_for(__doc__)
+    add_config_flags(parser)
+    add_run_flags(parser, out="results/run")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                         help="train once per seed into OUT-seed<N>/ and write OUT/seeds.json with the statistics "
                              "(a seed whose finished run is already there is reused)")
     parser.add_argument("--plot", help="with --seeds: write the test-accuracy curves of all seeds to this PNG")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its config is used)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     return parser.parse_args(argv)
-
-
-def config_from_args(args):
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
 def seed_statistics(runs):
@@ -129,27 +109,24 @@ def run_seeds(config, seeds, out, progress, plot=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     out = Path(args.resume or args.out)
+    progress = not args.no_progress
     try:
         if args.resume:
-            fit(load_config(out / "checkpoint.pt"), out_dir=out, resume=True, progress=not args.no_progress)
+            fit(load_config(out / "checkpoint.pt"), out_dir=out, resume=True, progress=progress)
         elif args.seeds:
-            run_seeds(config_from_args(args), args.seeds, out, not args.no_progress, args.plot)
+            run_seeds(config_from_args(args), args.seeds, out, progress, args.plot)
         else:
-            fit(config_from_args(args), out_dir=out, progress=not args.no_progress)
+            fit(config_from_args(args), out_dir=out, progress=progress)
     except KeyboardInterrupt:
         hint = (f"the finished seeds are kept in {out}-seed<N>/ and reused if you run the same command again"
                 if args.seeds else f"the completed epochs are saved in {out}; "
                                    f"continue with: python s6_train.py --resume {out}")
         print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
-    except (ValueError, MnistDataError, CheckpointError, TrainingDiverged, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

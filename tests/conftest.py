@@ -1,4 +1,7 @@
+"""Shared set-up: paths, small configs, running the scripts as a user does, and one short run for many tests."""
+
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +14,50 @@ from s6_utils import TrainConfig  # noqa: E402
 
 # The real MNIST files: `../shared/mnist/install data` offline, torchvision's download online.
 DATA_DIR = os.environ.get("S6_DATA_DIR", str(ROOT / "data"))
+WEIGHTS = ROOT / "results" / "net-seed1" / "model.pt"
+# s6_train.py flags for a run of a few batches on the CPU
+SMALL = ["--epochs", "2", "--max-batches", "5", "--batch-size", "32", "--device", "cpu",
+         "--data-dir", DATA_DIR, "--no-progress"]
+
+
+def quiet(*_):
+    """A `log` for fit that prints nothing."""
+
+
+def without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def run_script(script, *args, timeout=300, **kwargs):
+    """Run one of the scripts in a subprocess, as a user would from the repository's root."""
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, **kwargs)
+
+
+def assert_one_line_error(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def as_photo(digit, size=(240, 300)):
+    """An MNIST digit (28x28 uint8 array) as a user might photograph it: dark ink on light paper, large,
+    in colour, off-centre."""
+    from PIL import Image
+
+    paper = Image.new("RGB", size, (235, 230, 220))
+    ink = Image.fromarray(255 - digit).convert("RGB").resize((150, 150))
+    paper.paste(ink, (20, 90))
+    return paper
+
+
+@pytest.fixture(scope="session")
+def test_digits():
+    """The first 20 MNIST test digits, as (uint8 arrays, labels)."""
+    from s6.data import mnist_dataset
+
+    dataset = mnist_dataset(DATA_DIR, train=False)
+    return dataset.data[:20].numpy(), dataset.targets[:20].tolist()
 
 
 @pytest.fixture
@@ -20,3 +67,12 @@ def small_config():
         settings = dict(epochs=2, max_batches=3, batch_size=32, data_dir=DATA_DIR, device="cpu")
         return TrainConfig(**{**settings, **overrides})
     return make
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A folder holding a finished `s6_train.py` run of two short epochs; copy it before changing it."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run_script("s6_train.py", *SMALL, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out

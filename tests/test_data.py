@@ -1,20 +1,27 @@
+"""s6/data.py: MNIST is read right, the fast path equals torchvision's, augmentation behaves, bad files are named."""
+
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA_DIR
+from conftest import DATA_DIR, WEIGHTS
 
-from s6_utils import (
+from s6.checkpoints import load_weights
+from s6.config import TrainConfig
+from s6.data import (
     MNIST_FILES,
     MnistDataError,
-    TrainConfig,
     fast_loaders,
+    make_loaders,
     mnist_dataset,
+    mnist_tensors,
+    normalize,
     random_affine,
     to_unit_range,
     torchvision_loaders,
 )
+from s6_model import Net
 
 CPU = torch.device("cpu")
 
@@ -46,7 +53,7 @@ def test_fast_path_without_augmentation_equals_torchvision_path(loaders):
 
 
 def test_test_loader_does_not_shuffle(loaders):
-    (_, fast_test), (_, torchvision_test) = loaders
+    (_, fast_test), _ = loaders
     first = torch.cat([y for _, y in fast_test])
     second = torch.cat([y for _, y in fast_test])
     assert torch.equal(first, second)
@@ -62,6 +69,13 @@ def test_training_loader_reshuffles_every_epoch(loaders):
 def test_validation_split_holds_out_images_from_training():
     train, val = fast_loaders(TrainConfig(data_dir=DATA_DIR, val_split=10_000), CPU)
     assert len(train.labels) == 50_000 and len(val.labels) == 10_000
+
+
+@pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
+def test_max_batches_cuts_every_epoch_of_both_loaders(pipeline):
+    train, test = make_loaders(TrainConfig(data_dir=DATA_DIR, pipeline=pipeline, max_batches=3), CPU)
+    assert len(train) == len(test) == 3
+    assert [len(list(loader)) for loader in (train, train, test)] == [3, 3, 3]
 
 
 def test_augmentation_keeps_shapes_and_labels_and_differs_between_images(loaders):
@@ -91,7 +105,18 @@ def test_zero_augmentation_is_the_identity(loaders):
     assert torch.allclose(random_affine(batch, degrees=0, translate=0, scale=0), batch, atol=1e-5)
 
 
-def _offline(monkeypatch):
+def test_augmented_test_digits_stay_recognisable_to_the_trained_model():
+    model = load_weights(Net(), WEIGHTS).eval()
+    images, labels = mnist_tensors(DATA_DIR, train=False, device=CPU)
+    torch.manual_seed(0)
+    augmented = normalize(random_affine(to_unit_range(images[:2000]), degrees=10, translate=0.1, scale=0.1))
+    with torch.inference_mode():
+        accuracy = (model(augmented).argmax(1) == labels[:2000]).float().mean().item()
+    assert accuracy > 0.98
+
+
+@pytest.fixture
+def offline(monkeypatch):
     from torchvision import datasets
 
     def no_network(self):
@@ -99,36 +124,25 @@ def _offline(monkeypatch):
     monkeypatch.setattr(datasets.MNIST, "download", no_network)
 
 
-def test_missing_data_names_the_four_files(tmp_path, monkeypatch):
-    _offline(monkeypatch)
+@pytest.fixture
+def data_copy(tmp_path):
+    """A copy of the four MNIST files in tmp_path/MNIST/raw, to damage."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        shutil.copy(Path(DATA_DIR) / "MNIST" / "raw" / name, raw / name)
+    return raw
+
+
+def test_missing_data_names_the_four_files(tmp_path, offline):
     with pytest.raises(MnistDataError) as error:
         mnist_dataset(tmp_path, train=True)
     for name in MNIST_FILES:
         assert str(tmp_path / "MNIST" / "raw" / name) in str(error.value)
 
 
-def test_truncated_file_is_named_with_how_to_recreate_it(tmp_path, monkeypatch):
-    _offline(monkeypatch)
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in MNIST_FILES:
-        shutil.copy(Path(DATA_DIR) / "MNIST" / "raw" / name, raw / name)
-    broken = raw / "t10k-images-idx3-ubyte"
+def test_truncated_file_is_named_with_how_to_recreate_it(data_copy, offline):
+    broken = data_copy / "t10k-images-idx3-ubyte"
     broken.write_bytes(broken.read_bytes()[:1000])
     with pytest.raises(MnistDataError, match="t10k-images-idx3-ubyte is truncated or corrupt.*re-create"):
-        mnist_dataset(tmp_path, train=False)
-
-
-def test_augmented_test_digits_stay_recognisable_to_the_trained_model():
-    from conftest import ROOT
-
-    from s6_model import Net
-    from s6_utils import load_weights, mnist_tensors, normalize
-
-    model = load_weights(Net(), ROOT / "results" / "net-seed1" / "model.pt").eval()
-    images, labels = mnist_tensors(DATA_DIR, train=False, device=CPU)
-    torch.manual_seed(0)
-    augmented = normalize(random_affine(to_unit_range(images[:2000]), degrees=10, translate=0.1, scale=0.1))
-    with torch.inference_mode():
-        accuracy = (model(augmented).argmax(1) == labels[:2000]).float().mean().item()
-    assert accuracy > 0.98
+        mnist_dataset(data_copy.parent.parent, train=False)

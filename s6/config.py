@@ -1,0 +1,124 @@
+"""The one place for a run's settings (TrainConfig), and where it runs (device, seeds)."""
+
+import platform
+import random
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s6_model import MODELS
+
+TARGET_ACC = 99.4
+PRECISIONS = ("auto", "bf16", "fp32")
+PIPELINES = ("fast", "torchvision")
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def _field(default, help):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of a run. The defaults produce the README result."""
+
+    model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
+    epochs: int = _field(20, "training epochs")
+    batch_size: int = _field(128, "training batch size")
+    lr: float = _field(0.1, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
+    momentum: float = _field(0.9, "SGD momentum")
+    weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")
+    pct_start: float = _field(0.2, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
+    label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
+    dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
+    ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
+                                   "(0: off); it averages out the noise of a high learning rate")
+    rotate_degrees: float = _field(10.0, "random rotation range (+-degrees) per training image")
+    translate: float = _field(0.1, "random shift range per training image, as a fraction of its width")
+    scale: float = _field(0.1, "random zoom range per training image: 1 +- scale")
+    pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
+    precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
+    channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
+                                        "(doc/performance.md)")
+    channels_last_pooling: bool = _field(True, "on a CPU, max-pool NCHW batches in channels-last layout: the same "
+                                               "values and gradients, faster (doc/performance.md)")
+    cuda_graphs: bool = _field(True, "on CUDA, replay each full batch's forward and backward as CUDA graphs: "
+                                     "launching a step's many small kernels, not running them, bounds a GPU here")
+    val_split: int = _field(0, "hold out this many training images and evaluate on them instead of the test set")
+    seed: int = _field(1, "seed for weights, data order, augmentation and dropout")
+    device: str | None = _field(None, "cpu, cuda or mps; default: the best available")
+    data_dir: str = _field("data", "folder holding MNIST/raw/ (downloaded there when online)")
+    max_batches: int = _field(0, "batches per epoch for smoke runs; 0 means all")
+
+    def __post_init__(self):
+        checks = {
+            "model": self.model in MODELS,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "pct_start": 0 < self.pct_start < 1,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "dropout": 0 <= self.dropout < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "rotate_degrees": 0 <= self.rotate_degrees <= 180,
+            "translate": 0 <= self.translate < 0.5,
+            "scale": 0 <= self.scale < 1,
+            "pipeline": self.pipeline in PIPELINES,
+            "precision": self.precision in PRECISIONS,
+            "val_split": 0 <= self.val_split < 60_000,
+            "device": self.device is None or self.device in DEVICES,
+            "max_batches": self.max_batches >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is not valid: {field_help(name)}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def field_help(name):
+    return next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+
+
+def get_device(preference=None):
+    """CUDA, else Apple MPS, else CPU; an explicit preference wins, and must be available."""
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if preference is not None:
+        if not available.get(preference, False):
+            raise ValueError(f"device {preference!r} is not available here; use one of "
+                             f"{[name for name, ok in available.items() if ok]}")
+        return torch.device(preference)
+    return torch.device(next(name for name, ok in available.items() if ok))
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@cache  # metrics.json records it every epoch, and the CPU does not change mid-run
+def cpu_model():
+    fallback = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return fallback
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")), fallback)
+
+
+def machine_name(device):
+    """The GPU's name, or the CPU's model and the threads torch uses: what a timing was measured on."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"

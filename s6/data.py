@@ -1,0 +1,191 @@
+"""MNIST: the raw files, the two loader paths (fast, torchvision), and batch augmentation."""
+
+import contextlib
+import io
+import math
+from itertools import islice
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+# The four raw files torchvision reads, with their sizes and IDX magic numbers (0x801 labels, 0x803 images).
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47_040_016, 0x803),
+    "train-labels-idx1-ubyte": (60_008, 0x801),
+    "t10k-images-idx3-ubyte": (7_840_016, 0x803),
+    "t10k-labels-idx1-ubyte": (10_008, 0x801),
+}
+
+
+class MnistDataError(RuntimeError):
+    """The MNIST files are missing, truncated or corrupt; the message says what to do."""
+
+
+def _missing_message(raw):
+    names = "\n".join(f"  {raw / name}" for name in MNIST_FILES)
+    return (f"MNIST is not in {raw} and could not be downloaded. Put the four uncompressed files there:\n"
+            f"{names}\n(the .gz files from an MNIST mirror, unpacked with gunzip), or run once on a machine "
+            f"with internet, where torchvision downloads them.")
+
+
+def check_mnist_files(data_dir):
+    """Raise MnistDataError naming any raw file that is present but truncated or not an IDX file."""
+    raw = Path(data_dir) / "MNIST" / "raw"
+    for name, (size, magic) in MNIST_FILES.items():
+        path = raw / name
+        if not path.exists():
+            continue
+        with path.open("rb") as f:
+            header = int.from_bytes(f.read(4), "big")
+        if path.stat().st_size != size or header != magic:
+            raise MnistDataError(
+                f"{path} is truncated or corrupt ({path.stat().st_size:,} bytes, expected {size:,}). "
+                f"Delete it and re-create it: gunzip {name}.gz from an MNIST mirror, or let torchvision "
+                f"download it again on a machine with internet.")
+
+
+def mnist_dataset(data_dir="data", train=True, transform=None):
+    """torchvision's MNIST, downloaded when online; a MnistDataError instead of a network traceback."""
+    from torchvision import datasets
+
+    check_mnist_files(data_dir)
+    raw = Path(data_dir) / "MNIST" / "raw"
+    have_all = all((raw / name).exists() for name in MNIST_FILES)
+    try:
+        # torchvision prints each failed mirror; the error below says all that matters
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return datasets.MNIST(data_dir, train=train, download=not have_all, transform=transform)
+    except (OSError, RuntimeError) as error:
+        raise MnistDataError(_missing_message(raw)) from error
+
+
+def split_indices(val_split):
+    """A fixed train/validation split of the 60,000 training images, independent of the run's seed."""
+    order = torch.randperm(60_000, generator=torch.Generator().manual_seed(0))
+    return order[val_split:], order[:val_split]
+
+
+def mnist_tensors(data_dir, train, device):
+    """All images as one uint8 tensor (N, 1, 28, 28) and labels (N,), on the device."""
+    dataset = mnist_dataset(data_dir, train=train)
+    return dataset.data.to(device).unsqueeze(1), dataset.targets.to(device)
+
+
+def to_unit_range(images):
+    """uint8 pixels -> float in [0, 1], as transforms.ToTensor does."""
+    return images.float() / 255
+
+
+def normalize(images):
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def random_affine(images, degrees, translate, scale):
+    """Rotate, shift and zoom each image of a batch by its own random amounts, on the images' device.
+
+    images: (N, C, H, W) with background 0, so the zero padding of grid_sample is background too.
+    """
+    n, device = images.shape[0], images.device
+    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(degrees)
+    zoom = 1 + (torch.rand(n, device=device) * 2 - 1) * scale
+    shift = (torch.rand(n, 2, device=device) * 2 - 1) * translate * 2  # grid units: the image spans [-1, 1]
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (N, 2, 3), output -> input coords
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def augment_settings(config):
+    return dict(degrees=config.rotate_degrees, translate=config.translate, scale=config.scale)
+
+
+class TensorLoader:
+    """Batches cut from whole-dataset tensors that already live on the training device.
+
+    Replaces DataLoader + per-sample PIL transforms: a per-epoch permutation, a gather, one batched
+    augmentation and a normalisation, all on the device. Randomness comes from torch's global RNG,
+    which training reseeds every epoch.
+    """
+
+    def __init__(self, images, labels, batch_size, shuffle=False, augment=None):
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        device = self.labels.device
+        order = torch.randperm(n, device=device) if self.shuffle else torch.arange(n, device=device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            images = to_unit_range(self.images[index])  # gather uint8: a quarter of the bytes of float
+            if self.augment:
+                images = random_affine(images, **self.augment)
+            yield normalize(images), self.labels[index]
+
+
+class FirstBatches:
+    """The first `count` batches of every pass over `loader`: the short epochs of a smoke run."""
+
+    def __init__(self, loader, count):
+        self.loader, self.count = loader, count
+
+    def __len__(self):
+        return min(len(self.loader), self.count)
+
+    def __iter__(self):
+        return islice(self.loader, len(self))
+
+
+def fast_loaders(config, device, eval_batch_size=1000):
+    """(train, eval) TensorLoaders; eval is the test set, or the validation split when val_split > 0."""
+    images, labels = mnist_tensors(config.data_dir, train=True, device=device)
+    if config.val_split:
+        train_index, val_index = (index.to(device) for index in split_indices(config.val_split))
+        eval_images, eval_labels = images[val_index], labels[val_index]
+        images, labels = images[train_index], labels[train_index]
+    else:
+        eval_images, eval_labels = mnist_tensors(config.data_dir, train=False, device=device)
+    train = TensorLoader(images, labels, config.batch_size, shuffle=True, augment=augment_settings(config))
+    return train, TensorLoader(eval_images, eval_labels, eval_batch_size)
+
+
+def torchvision_transforms(config=None):
+    """Per-sample PIL transforms, the conventional pipeline; with a config, its augmentation first."""
+    from torchvision import transforms
+
+    steps = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    if config is not None:
+        steps.insert(0, transforms.RandomAffine(config.rotate_degrees, translate=(config.translate,) * 2,
+                                                scale=(1 - config.scale, 1 + config.scale)))
+    return transforms.Compose(steps)
+
+
+def torchvision_loaders(config, device, eval_batch_size=1000):
+    """(train, eval) DataLoaders over torchvision's MNIST: the reference pipeline."""
+    train_set = mnist_dataset(config.data_dir, train=True, transform=torchvision_transforms(config))
+    if config.val_split:
+        train_index, val_index = split_indices(config.val_split)
+        eval_set = Subset(mnist_dataset(config.data_dir, train=True, transform=torchvision_transforms()),
+                          val_index.tolist())
+        train_set = Subset(train_set, train_index.tolist())
+    else:
+        eval_set = mnist_dataset(config.data_dir, train=False, transform=torchvision_transforms())
+    pin = torch.device(device).type == "cuda"
+    workers = 2 if pin else 0  # on a 2-core CPU, workers compete with the training step
+    train = DataLoader(train_set, config.batch_size, shuffle=True, num_workers=workers, pin_memory=pin)
+    return train, DataLoader(eval_set, eval_batch_size, num_workers=workers, pin_memory=pin)
+
+
+def make_loaders(config, device):
+    """(train, eval) loaders of the config's pipeline, cut to `max_batches` per epoch when it is set."""
+    loaders = (fast_loaders if config.pipeline == "fast" else torchvision_loaders)(config, device)
+    if config.max_batches:
+        return tuple(FirstBatches(loader, config.max_batches) for loader in loaders)
+    return loaders

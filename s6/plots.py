@@ -1,0 +1,129 @@
+"""Figures and tables that show a model and a run; each function returns its figure or text."""
+
+import contextlib
+import copy
+import io
+import math
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from s6.config import TARGET_ACC
+from s6.data import MNIST_MEAN, MNIST_STD
+
+
+def model_summary(model, input_size=(1, 28, 28)):
+    """torchsummary's table as a string, from an eval-mode CPU copy: `model` itself is left untouched."""
+    from torchsummary import summary
+
+    probe = copy.deepcopy(model).cpu().eval()
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        summary(probe, input_size, device="cpu")
+    return text.getvalue()
+
+
+def markdown_table(rows, columns=None):
+    """A GitHub markdown table from a list of dicts; columns default to the first row's keys."""
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@torch.inference_mode()
+def predict(model, loader):
+    """(images, labels, probabilities) for a whole loader, on the CPU; images as the model saw them."""
+    model.eval()
+    device = next(model.parameters()).device
+    images, labels, probs = [], [], []
+    for x, y in loader:
+        images.append(x.cpu())
+        labels.append(y.cpu())
+        probs.append(model(x.to(device)).exp().float().cpu())
+    return torch.cat(images), torch.cat(labels), torch.cat(probs)
+
+
+def confusion_matrix(labels, predictions, classes=10):
+    """(classes, classes) counts: row = true label, column = prediction."""
+    return torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
+
+
+def _show_digit(ax, image, title, color="black"):
+    ax.imshow((image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9, color=color)
+    ax.axis("off")
+
+
+def plot_samples(images, labels, rows=4, cols=8):
+    """A grid of (normalised) images with their labels."""
+    fig = Figure(figsize=(cols * 1.1, rows * 1.25), layout="constrained")
+    for ax, image, label in zip(fig.subplots(rows, cols).flat, images, labels, strict=False):  # first rows*cols
+        _show_digit(ax, image, f"label {int(label)}")
+    return fig
+
+
+def plot_history(history, target=TARGET_ACC):
+    """Train and test loss, and train and test accuracy with a line at the target, per epoch."""
+    epochs = [r["epoch"] for r in history]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for split in ("train", "test"):
+        loss_ax.plot(epochs, [r[f"{split}_loss"] for r in history], marker="o", ms=3, label=split)
+        acc_ax.plot(epochs, [r[f"{split}_acc"] for r in history], marker="o", ms=3, label=split)
+    acc_ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
+    acc_ax.set_ylim(max(90.0, min(r["test_acc"] for r in history) - 0.5), 100)
+    loss_ax.set(title="loss", xlabel="epoch", yscale="log")
+    acc_ax.set(title="accuracy (%)", xlabel="epoch")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def plot_misclassified(images, labels, probs, count=24, cols=8):
+    """The `count` most confident mistakes: true label, prediction and its probability."""
+    predictions = probs.argmax(1)
+    wrong = (predictions != labels).nonzero().squeeze(1)
+    wrong = wrong[probs[wrong, predictions[wrong]].argsort(descending=True)][:count]
+    rows = max(1, math.ceil(len(wrong) / cols))
+    fig = Figure(figsize=(cols * 1.2, rows * 1.45), layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax, i in zip(axes, wrong.tolist(), strict=False):  # the last row may have empty axes
+        _show_digit(ax, images[i], f"true {labels[i]}, pred {predictions[i]}\n{probs[i, predictions[i]]:.0%}",
+                    color="firebrick")
+    for ax in axes[len(wrong):]:
+        ax.axis("off")
+    fig.suptitle(f"{len(wrong)} most confident of {(predictions != labels).sum()} misclassified test images")
+    return fig
+
+
+def plot_confusion_matrix(matrix):
+    """The confusion matrix as a heat map with counts; the diagonal is left pale so errors stand out."""
+    off_diagonal = matrix.clone().fill_diagonal_(0)
+    fig = Figure(figsize=(6.5, 6), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(off_diagonal.numpy(), cmap="Reds")
+    for (true, pred), count in np.ndenumerate(matrix.numpy()):
+        ax.text(pred, true, str(count), ha="center", va="center", fontsize=8,
+                color="black" if true == pred or count < off_diagonal.max() / 2 else "white")
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+           title="confusion matrix (colour: errors only)")
+    return fig
+
+
+def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy"):
+    """Test accuracy per epoch, one line per entry of `curves` ({label: history})."""
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for label, history in curves.items():
+        ax.plot([r["epoch"] for r in history], [r["test_acc"] for r in history], marker="o", ms=3, label=label)
+    ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
+    low = min(r["test_acc"] for history in curves.values() for r in history)
+    ax.set(title=title, xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 97.0) - 0.2, 100))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

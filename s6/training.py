@@ -1,0 +1,198 @@
+"""Training: set-up, one epoch of training, evaluation, the weight average, and `fit`, which runs them all."""
+
+import copy
+import json
+import time
+from itertools import chain
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from s6.checkpoints import restore_checkpoint, save_checkpoint, save_model
+from s6.config import get_device, seed_everything
+from s6.data import make_loaders
+from s6.speed import release, speed_up
+from s6_model import MODELS, count_parameters
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def build_model(config, device):
+    return MODELS[config.model](dropout=config.dropout).to(device)
+
+
+def build_optimizer(model, config, steps_per_epoch):
+    """SGD with Nesterov momentum, and a OneCycle schedule that is stepped after every batch."""
+    # on CUDA one fused kernel per step instead of several multi-tensor ones: a GPU step here is launch-bound
+    fused = True if next(model.parameters()).is_cuda else None
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=True, weight_decay=config.weight_decay, fused=fused)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=config.pct_start)
+    return optimizer, scheduler
+
+
+class WeightEMA(nn.Module):
+    """An exponential moving average of a model's weights and BatchNorm statistics, evaluated instead of it.
+
+    What torch.optim.swa_utils.AveragedModel(use_buffers=True) does with an EMA, and with the same
+    state_dict keys, but its update never reads a device value on the host: AveragedModel checks its
+    step counter on the host twice per step, and each check makes the CPU wait for a GPU's queue.
+    """
+
+    def __init__(self, model, decay):
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        device = next(model.parameters()).device
+        self.register_buffer("n_averaged", torch.zeros((), dtype=torch.long, device=device))
+
+    @torch.no_grad()
+    def update_parameters(self, model):
+        averaged = list(chain(self.module.parameters(), self.module.buffers()))
+        current = list(chain(model.parameters(), model.buffers()))
+        floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
+        counters = [i for i, t in enumerate(averaged) if not t.is_floating_point()]  # num_batches_tracked
+        # keep 0 at the first update (a copy), then (1 + t) / (10 + t) up to `decay`: the random initial
+        # weights are forgotten within a few steps; computed on the device, so nothing waits for it
+        n = self.n_averaged
+        keep = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
+        torch._foreach_mul_([averaged[i] for i in floats], keep)
+        torch._foreach_add_([averaged[i] for i in floats], torch._foreach_mul([current[i] for i in floats], 1 - keep))
+        torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
+        self.n_averaged += 1
+
+
+def build_ema(model, config):
+    """The moving average of the weights (BatchNorm statistics included) that is evaluated, or None."""
+    return WeightEMA(model, config.ema_decay) if config.ema_decay else None
+
+
+def evaluated(model, ema):
+    """The network whose test accuracy is reported: the moving average where there is one."""
+    return ema.module if ema is not None else model
+
+
+class Run(NamedTuple):
+    """Everything a training run updates, built by `set_up`."""
+
+    model: nn.Module
+    ema: WeightEMA | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: object
+    eval_loader: object
+    speed: list  # names of the speed tricks switched on
+
+
+def set_up(config, device):
+    """Seed, then build the model, loaders, optimizer and weight average, and switch the speed tricks on."""
+    seed_everything(config.seed)
+    model = build_model(config, device)
+    train_loader, eval_loader = make_loaders(config, device)
+    optimizer, scheduler = build_optimizer(model, config, steps_per_epoch=len(train_loader))
+    ema = build_ema(model, config)
+    tricks = speed_up(model, config, ema)
+    return Run(model, ema, optimizer, scheduler, train_loader, eval_loader, tricks)
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True):
+    """One pass over the training loader. Returns its mean loss, accuracy (percent) and starting lr.
+
+    Torch is reseeded from (seed, epoch) first, so that the shuffling, augmentation and dropout of
+    epoch k do not depend on how the run got there: a resumed run repeats an uninterrupted one.
+    """
+    torch.manual_seed(config.seed * 10_000 + epoch)
+    lr = scheduler.get_last_lr()[0]
+    device = next(model.parameters()).device
+    model.train()
+    loss_sum = torch.zeros((), device=device)  # sums stay on the device: reading one makes a GPU wait
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress)
+    for batch, (images, labels) in enumerate(bar, 1):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        log_probs = model(images)
+        # log_softmax is idempotent, so cross_entropy on log-probabilities is the NLL, smoothed
+        loss = F.cross_entropy(log_probs, labels, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        loss_sum += loss.detach() * len(labels)
+        correct += (log_probs.argmax(1) == labels).sum()
+        seen += len(labels)
+        if batch % 20 == 0 or batch == len(loader):
+            if not torch.isfinite(loss_sum):
+                raise TrainingDiverged(f"the loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}): "
+                                       f"training diverged; try a lower learning rate (--lr).")
+            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{100 * correct.item() / seen:.2f}")
+    return {"train_loss": loss_sum.item() / seen, "train_acc": 100 * correct.item() / seen, "lr": lr}
+
+
+@torch.inference_mode()
+def evaluate(model, loader):
+    """Mean NLL loss and accuracy (percent) over the loader, in fp32."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        log_probs = model(images)
+        loss_sum += F.nll_loss(log_probs, labels, reduction="sum")
+        correct += (log_probs.argmax(1) == labels).sum()
+        seen += len(labels)
+    return {"test_loss": loss_sum.item() / seen, "test_acc": 100 * correct.item() / seen}
+
+
+EPOCH_HEADER = "epoch | train loss  train acc | test loss  test acc |     lr    | seconds"
+
+
+def format_epoch(record):
+    return (f"{record['epoch']:5d} | {record['train_loss']:10.4f} {record['train_acc']:9.2f}% | "
+            f"{record['test_loss']:9.4f} {record['test_acc']:8.2f}% | {record['lr']:.3e} | "
+            f"{record['seconds']:7.1f}")
+
+
+def fit(config, out_dir=None, resume=False, progress=True, log=print):
+    """Train `config.model` as the config says. Returns (model, history): one record per epoch.
+
+    The returned model is the one evaluated: the weight average when config.ema_decay is set.
+    With `out_dir`, each epoch ends by writing checkpoint.pt and metrics.json there (atomically), and
+    the run ends with model.pt; `resume=True` continues from out_dir/checkpoint.pt.
+    """
+    device = get_device(config.device)
+    run = set_up(config, device)
+    out_dir = Path(out_dir) if out_dir else None
+    done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    log(f"config: {json.dumps(config.to_dict())}")
+    log(f"model {config.model}: {count_parameters(run.model):,} parameters | device {device} | "
+        f"pipeline {config.pipeline} | speed: {', '.join(run.speed) or 'none'}"
+        + (f" | resuming after epoch {done}" if resume else ""))
+    log(EPOCH_HEADER)
+    for epoch in range(done + 1, config.epochs + 1):
+        started = time.perf_counter()
+        train = train_one_epoch(run.model, run.train_loader, run.optimizer, run.scheduler, config, epoch,
+                                run.ema, progress)
+        test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
+        history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
+        log(format_epoch(history[-1]))
+        if out_dir:
+            save_checkpoint(out_dir, run, config, history)
+    release(run.model)
+    model = evaluated(run.model, run.ema)
+    if out_dir:
+        save_model(out_dir / "model.pt", model)
+    return model, history

@@ -1,0 +1,34 @@
+"""s6/config.py: settings are checked where they are made; the device is the best available or the one asked for."""
+
+import pytest
+import torch
+
+from s6.config import TrainConfig, get_device, machine_name
+
+
+@pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
+                                         ("pipeline", "ffcv"), ("device", "tpu"), ("precision", "fp8")])
+def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{name}="):
+        TrainConfig(**{name: value})
+
+
+def test_config_survives_a_round_trip_through_its_dict():
+    config = TrainConfig(model="tiny", epochs=15, seed=3)
+    assert TrainConfig(**config.to_dict()) == config
+
+
+def test_explicit_cpu_preference_wins():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device().type in {"cuda", "mps", "cpu"}
+
+
+def test_unavailable_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        get_device("cuda")
+
+
+def test_machine_name_of_a_cpu_gives_the_thread_count():
+    assert machine_name(torch.device("cpu")).endswith(f"{torch.get_num_threads()} threads")

@@ -1,0 +1,55 @@
+"""s6_predict.py, run as a user runs it: one line per image, and one bad file does not stop the others."""
+
+import pytest
+import torch
+from conftest import WEIGHTS, as_photo, assert_one_line_error, run_script
+from PIL import Image
+
+from s6_model import Net
+
+
+def test_predict_reads_photographed_digits_and_one_bad_file_does_not_stop_the_others(test_digits, tmp_path):
+    digits, labels = test_digits
+    paths = []
+    for i, digit in enumerate(digits):
+        paths.append(tmp_path / f"digit{i}.jpg")
+        as_photo(digit).save(paths[-1])
+    (tmp_path / "notes.png").write_text("not an image")
+    result = run_script("s6_predict.py", *paths[:10], tmp_path / "notes.png", *paths[10:], "--weights", WEIGHTS)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 20
+    predicted = [int(line.split(": ")[1].split()[0]) for line in lines]
+    assert sum(p == label for p, label in zip(predicted, labels, strict=True)) >= 18
+    assert_one_line_error(result)
+    assert "notes.png: error: not an image" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "blank", "truncated"])
+def test_bad_image_exits_non_zero_with_one_line(case, tmp_path, test_digits):
+    path = tmp_path / "digit.png"
+    if case == "not an image":
+        path.write_bytes(b"%PDF-1.4 something else")
+    elif case == "blank":
+        Image.new("RGB", (64, 64), "white").save(path)
+    elif case == "truncated":
+        as_photo(test_digits[0][0]).save(path)
+        path.write_bytes(path.read_bytes()[:300])
+    result = run_script("s6_predict.py", path, "--weights", WEIGHTS)
+    assert_one_line_error(result)
+    assert str(path) in result.stderr
+
+
+def test_weights_that_are_not_ours_are_a_one_line_error(tmp_path, test_digits):
+    image = tmp_path / "digit.png"
+    as_photo(test_digits[0][0]).save(image)
+    junk = tmp_path / "model.pt"
+    junk.write_bytes(b"\x00" * 100)
+    assert_one_line_error(run_script("s6_predict.py", image, "--weights", junk))
+    torch.save({"conv.weight": torch.zeros(3)}, junk)
+    result = run_script("s6_predict.py", image, "--weights", junk)
+    assert_one_line_error(result)
+    assert "does not hold weights for Net" in result.stderr
+    torch.save(Net().state_dict(), junk)
+    assert "does not hold weights for TinyNet" in run_script("s6_predict.py", image, "--weights", junk,
+                                                            "--model", "tiny").stderr

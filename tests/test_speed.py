@@ -1,0 +1,123 @@
+"""s6/speed.py: every trick gives the plain path's values (bit for bit where the arithmetic is the same)."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import quiet, without_seconds
+
+from s6.config import TrainConfig
+from s6.speed import MaxPool2dNHWC, capture_cuda_graphs, capture_weight_average, release, speed_up
+from s6.training import build_ema, build_model, fit
+from s6_model import Net
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_max_pool_gives_max_pools_values_and_gradients_even_for_ties(dtype):
+    torch.manual_seed(0)
+    # coarse steps after a ReLU: many windows hold two or more equal maxima, where the first must win
+    x = (torch.randn(8, 16, 28, 28) * 2).round().relu().to(dtype)
+    grad_out = torch.randn(8, 16, 14, 14, dtype=dtype)
+    outputs, grads = [], []
+    for pool in (torch.nn.MaxPool2d(2), MaxPool2dNHWC(2)):
+        leaf = x.clone().requires_grad_()
+        y = pool(leaf)
+        y.backward(grad_out)
+        outputs.append(y)
+        grads.append(leaf.grad)
+    assert outputs[1].is_contiguous() and grads[1].is_contiguous()  # NCHW in, NCHW out, both ways
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+
+
+def test_cpu_model_pools_in_channels_last_with_the_same_weights_and_gradients():
+    config = TrainConfig(dropout=0.0, precision="bf16")
+    torch.manual_seed(0)
+    reference = Net(dropout=0.0)
+    model = copy.deepcopy(reference)
+    assert speed_up(model, config) == ["channels-last max-pooling", "bf16 autocast"]
+    assert [type(m) for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)] == [MaxPool2dNHWC] * 2
+    assert model.state_dict().keys() == reference.state_dict().keys()  # the swap adds no state
+    images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        F.nll_loss(reference(images).float(), labels).backward()
+    F.nll_loss(model(images), labels).backward()  # sped up: autocast inside, fp32 log-probabilities out
+    for a, b in zip(reference.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("overrides", [dict(channels_last_pooling=False), dict(channels_last=True)])
+def test_model_keeps_plain_max_pools_when_channels_last_pooling_is_off_or_moot(overrides):
+    model = build_model(TrainConfig(**overrides), "cpu")
+    speed_up(model, TrainConfig(**overrides))
+    assert not any(isinstance(m, MaxPool2dNHWC) for m in model.modules())
+
+
+def test_channels_last_pooling_changes_no_result_of_a_run(small_config):
+    _, fast = fit(small_config(), progress=False, log=quiet)
+    _, plain = fit(small_config(channels_last_pooling=False), progress=False, log=quiet)
+    assert without_seconds(fast) == without_seconds(plain)
+
+
+def test_weight_average_of_a_sped_up_model_evaluates_its_own_weights_in_fp32():
+    config = TrainConfig(precision="bf16")
+    model = Net()
+    ema = build_ema(model, config)
+    speed_up(model, config, ema)
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in copied.parameters():
+            p.zero_()
+    images = torch.randn(4, 1, 28, 28)
+    copied.eval()
+    model.eval()
+    # a copy's forward runs the copy's weights, not the original's
+    assert torch.allclose(copied(images), torch.full((4, 10), -torch.log(torch.tensor(10.0))))
+    assert model(images).dtype == ema.module.eval()(images).dtype == torch.float32
+
+
+def test_release_gives_back_the_class_forward():
+    model = Net()
+    speed_up(model, TrainConfig(precision="bf16"))
+    assert "forward" in vars(model)
+    release(model)
+    assert "forward" not in vars(model)
+
+
+@needs_cuda
+def test_cuda_graphs_give_the_eager_gradients_and_batchnorm_statistics():
+    torch.manual_seed(0)
+    eager = Net(dropout=0.0).cuda()  # no dropout: a graph draws its random numbers differently
+    graphed = copy.deepcopy(eager)
+    capture_cuda_graphs(graphed, batch_size=64)
+    for batch_size in (64, 64, 32):  # the last, smaller batch runs the ordinary forward
+        images = torch.randn(batch_size, 1, 28, 28, device="cuda")
+        labels = torch.randint(0, 10, (batch_size,), device="cuda")
+        for model in (eager, graphed):
+            model.zero_grad(set_to_none=True)
+            F.nll_loss(model(images), labels).backward()
+        for a, b in zip(eager.parameters(), graphed.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, rtol=2e-3, atol=2e-4)  # TF32 convolutions
+        for a, b in zip(eager.buffers(), graphed.buffers(), strict=True):
+            torch.testing.assert_close(a, b, rtol=2e-3, atol=2e-4)
+    release(graphed)
+    assert "forward" not in vars(graphed)
+
+
+@needs_cuda
+def test_weight_average_replayed_from_a_cuda_graph_matches_the_eager_update():
+    torch.manual_seed(0)
+    model = Net().cuda()
+    eager, graphed = build_ema(model, TrainConfig()), build_ema(model, TrainConfig())
+    capture_weight_average(graphed, model)
+    with torch.no_grad():
+        for _ in range(5):
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+            eager.update_parameters(model)
+            graphed.update_parameters(model)
+    for name, value in eager.state_dict().items():
+        torch.testing.assert_close(graphed.state_dict()[name], value, rtol=0, atol=0)

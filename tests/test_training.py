@@ -1,0 +1,130 @@
+"""s6/training.py: the loop learns, repeats under a seed, stops on divergence; the weight average is right."""
+
+import dataclasses
+import time
+from itertools import chain
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DATA_DIR, quiet, without_seconds
+from torch.optim.swa_utils import AveragedModel
+
+from s6.config import TrainConfig, seed_everything
+from s6.data import fast_loaders, make_loaders
+from s6.speed import speed_up
+from s6.training import (
+    TrainingDiverged,
+    build_ema,
+    build_optimizer,
+    evaluate,
+    evaluated,
+    fit,
+    train_one_epoch,
+)
+from s6_model import MODELS, Net
+
+RECORD_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+
+
+def test_one_optimizer_step_on_a_fixed_batch_lowers_the_loss():
+    torch.manual_seed(0)
+    config = TrainConfig(data_dir=DATA_DIR, epochs=1)
+    train, _ = fast_loaders(config, torch.device("cpu"))
+    images, labels = next(iter(train))
+    model = Net(dropout=0.0)
+    optimizer, _ = build_optimizer(model, dataclasses.replace(config, lr=0.05), steps_per_epoch=10)
+    model.train()
+    before = F.nll_loss(model(images), labels)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    assert F.nll_loss(model(images), labels).item() < before.item()
+
+
+def test_fit_on_a_few_batches_returns_the_model_and_a_well_formed_history(small_config):
+    model, history = fit(small_config(epochs=3), progress=False, log=quiet)
+    assert isinstance(model, Net)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    for record in history:
+        assert set(record) == RECORD_KEYS
+        assert 0 <= record["train_acc"] <= 100 and 0 <= record["test_acc"] <= 100
+        assert record["train_loss"] > 0 and record["lr"] > 0 and record["seconds"] > 0
+
+
+def test_fit_prints_the_config_once_and_one_line_per_epoch(small_config):
+    lines = []
+    fit(small_config(), progress=False, log=lines.append)
+    assert sum(line.startswith("config:") for line in lines) == 1
+    assert [line.split("|")[0].strip() for line in lines[-2:]] == ["1", "2"]
+
+
+def test_same_seed_twice_gives_identical_metrics_on_cpu(small_config):
+    _, first = fit(small_config(), progress=False, log=quiet)
+    _, second = fit(small_config(), progress=False, log=quiet)
+    _, other_seed = fit(small_config(seed=2), progress=False, log=quiet)
+    assert without_seconds(first) == without_seconds(second)
+    assert without_seconds(first) != without_seconds(other_seed)
+
+
+def test_the_notebooks_loop_gives_fits_history(small_config):
+    config = small_config(epochs=2)
+    _, fitted = fit(config, progress=False, log=quiet)
+    # the training cell of S6.ipynb, line for line
+    seed_everything(config.seed)
+    model = MODELS[config.model](dropout=config.dropout).to("cpu")
+    train_loader, test_loader = make_loaders(config, "cpu")
+    optimizer, scheduler = build_optimizer(model, config, steps_per_epoch=len(train_loader))
+    ema = build_ema(model, config)
+    speed_up(model, config, ema)
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        train = train_one_epoch(model, train_loader, optimizer, scheduler, config, epoch, ema)
+        test = evaluate(evaluated(model, ema), test_loader)
+        history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
+    assert without_seconds(history) == without_seconds(fitted)
+
+
+def test_non_finite_loss_stops_training_naming_the_epoch(small_config):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 \(by batch \d+\).*lower learning rate"):
+        fit(small_config(lr=1e12, max_batches=20), progress=False, log=quiet)
+
+
+def test_weight_average_matches_torch_averaged_model_with_the_same_decays():
+    def decayed_average(averaged, current, num_averaged):  # S6's warm-up decay, one tensor at a time
+        decay = min(0.998, (1 + num_averaged) / (10 + num_averaged))
+        return decay * averaged + (1 - decay) * current
+
+    torch.manual_seed(0)
+    model = Net()
+    ours = build_ema(model, TrainConfig(ema_decay=0.998))
+    reference = AveragedModel(model, avg_fn=decayed_average, use_buffers=True)
+    with torch.no_grad():
+        for _ in range(50):
+            for tensor in chain(model.parameters(), model.buffers()):
+                if tensor.is_floating_point():
+                    tensor.add_(torch.rand_like(tensor))
+            ours.update_parameters(model)
+            reference.update_parameters(model)
+    for name, value in reference.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(ours.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_weight_average_forgets_the_random_initial_weights_within_a_few_steps():
+    model = Net()
+    ema = build_ema(model, TrainConfig(ema_decay=0.998))
+    with torch.no_grad():
+        for _ in range(30):
+            for p in model.parameters():
+                p.fill_(1.0)
+            ema.update_parameters(model)
+    # a plain 0.998 average would still hold 0.998**30 = 94% of the initial weights
+    assert all((p - 1).abs().max() < 0.25 for p in ema.module.parameters())
+
+
+def test_without_a_weight_average_the_trained_model_itself_is_evaluated():
+    model = Net()
+    assert evaluated(model, None) is model
+    assert evaluated(model, build_ema(model, TrainConfig())) is not model
