@@ -19,7 +19,17 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
+from s6.cli import (
+    add_config_flags,
+    add_overwrite_flag,
+    add_run_flags,
+    apply_threads,
+    config_from_args,
+    parser_for,
+    positive_int,
+    refuse_to_replace,
+    run_main,
+)
 from s6.data import FirstBatches
 from s6.speed import use_bf16
 from s6_model import count_parameters
@@ -154,14 +164,16 @@ def table(results):
 
 def main(argv=None):
     parser = parser_for(__doc__)
-    parser.add_argument("--reps", type=int, default=9,
+    parser.add_argument("--reps", type=positive_int, default=9,
                         help="alternating repetitions per pipeline; the median evens out a CPU's drifting speed")
-    parser.add_argument("--batches", type=int, default=100, help="training batches per repetition")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed batches per pipeline first")
+    parser.add_argument("--batches", type=positive_int, default=100, help="training batches per repetition")
+    parser.add_argument("--warmup", type=positive_int, default=10, help="untimed batches per pipeline first")
     parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
     add_config_flags(parser, ["device", "data_dir"])
     add_run_flags(parser, out="results/bench.json", progress=False)
+    add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
+    refuse_to_replace([args.out], args.overwrite)
     apply_threads(args)
     results = run(args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

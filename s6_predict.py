@@ -3,16 +3,19 @@
     python s6_predict.py my_seven.png photo_of_a_three.jpg
     python s6_predict.py digit.png --weights results/tiny-seed1/model.pt --model tiny
 
-Any size or colour of PNG or JPEG: each is made MNIST-like (grey, light on dark, cropped, fitted into
-20x20 and centred by mass in 28x28) before the model sees it. One line per image; a bad file prints
-an error line and the others still run; the exit code is 1 if any image failed.
+A photo or scan of one digit, any size, in colour, on paper or a board, upright or turned by its EXIF
+tag: each is made MNIST-like (the ink found on its writing surface, the light evened out, the stroke
+brought to MNIST's width, cropped, fitted into 20x20 and centred by mass in 28x28) before the model
+sees it. One line per image: the digit and its probability, or "unsure" with the two likeliest where
+the network is not confident. A bad file prints an error line and the others still run; the exit
+code is 1 if any image failed.
 """
 
 import sys
 from pathlib import Path
 
 from s6.cli import parser_for, run_main
-from s6.predictor import class_probabilities, load_digit
+from s6.predictor import load_digit, read_digit
 from s6_model import MODELS
 from s6_utils import load_weights
 
@@ -28,6 +31,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def describe(reading):
+    """'7 (99.2%)', or 'unsure: 7 (52.0%) or 1 (40.3%)', then all ten probabilities."""
+    probabilities = reading.probabilities
+    first, second = sorted(range(10), key=probabilities.__getitem__, reverse=True)[:2]
+    spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
+    if reading.unsure:
+        return (f"unsure: {first} ({probabilities[first]:.1%}) or {second} ({probabilities[second]:.1%})"
+                f"  {spread}")
+    return f"{first} ({probabilities[first]:.1%})  {spread}"
+
+
 def main(argv=None):
     args = parse_args(argv)
     model = load_weights(MODELS[args.model](), args.weights)
@@ -39,10 +53,7 @@ def main(argv=None):
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True
             continue
-        probs = class_probabilities(model, image)
-        digit = int(probs.argmax())
-        spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs.tolist()))
-        print(f"{path}: {digit} ({probs[digit]:.1%})  {spread}")
+        print(f"{path}: {describe(read_digit(model, image))}")
     return 1 if failed else 0
 
 

@@ -6,26 +6,41 @@
     python s6_train.py --resume results/run              # continue a stopped run
 
 Writes OUT/metrics.json (config, parameters, device, per-epoch history), OUT/checkpoint.pt after
-every epoch and OUT/model.pt (the state_dict) at the end.
+every epoch and OUT/model.pt (the state_dict) at the end. A folder that holds a run already is
+never replaced without --overwrite: a stopped run is continued with --resume, and a --seeds sweep
+run again reuses its finished seeds and resumes the one it stopped in.
 """
 
-import json
 import statistics
 import sys
 from pathlib import Path
 
-from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
+from matplotlib.figure import Figure
+
+from s6.checkpoints import remove_run, saved_run, writable_folder
+from s6.cli import (
+    add_config_flags,
+    add_overwrite_flag,
+    add_run_flags,
+    apply_threads,
+    config_from_args,
+    given_settings,
+    parser_for,
+    run_main,
+)
 from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
     TrainConfig,
     build_model,
     fit,
-    load_config,
     markdown_table,
     plot_test_accuracy,
     save_json,
 )
+
+# what --resume may change: where the data is and what it runs on, not what it computes
+RESUME_MAY_CHANGE = {"data_dir", "device"}
 
 
 def parse_args(argv=None):
@@ -34,10 +49,68 @@ def parse_args(argv=None):
     add_run_flags(parser, out="results/run")
     parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                         help="train once per seed into OUT-seed<N>/ and write OUT/seeds.json with the statistics "
-                             "(a seed whose finished run is already there is reused)")
+                             "(a seed whose finished run is already there is reused, a stopped one resumed)")
     parser.add_argument("--plot", help="with --seeds: write the test-accuracy curves of all seeds to this PNG")
-    parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its config is used)")
-    return parser.parse_args(argv)
+    parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR, with its own config")
+    add_overwrite_flag(parser, "a run that OUT holds")
+    args = parser.parse_args(argv)
+    if args.resume and (args.seeds or args.overwrite or args.out != parser.get_default("out")):
+        parser.error("--resume continues one run in its own folder: leave out --out, --seeds and --overwrite")
+    if args.plot and not args.seeds:
+        parser.error("--plot draws the seeds of a --seeds sweep")
+    if args.seeds and args.seed is not None:
+        parser.error("--seed and --seeds: give one (--seeds trains once per seed)")
+    if not args.out.strip():
+        parser.error("--out is empty: name a folder")
+    if args.plot:
+        check_figure_path(args.plot)
+    return args
+
+
+def check_figure_path(path):
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise ValueError(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
+                         f"{', '.join(sorted(formats))}")
+    if not Path(path).parent.is_dir():
+        raise ValueError(f"--plot {path}: the folder {Path(path).parent} does not exist")
+
+
+def describe(run):
+    if run.finished:
+        return f"a finished run ({run.config.model}, {run.epochs_done} epochs)"
+    return f"a run stopped after epoch {run.epochs_done} of {run.config.epochs}"
+
+
+def start_fresh(folder, overwrite):
+    """Make sure training into `folder` replaces no run unless asked to; with `overwrite`, clear it first."""
+    run = saved_run(folder) if not overwrite else None
+    if run is not None:
+        way_out = "continue it with --resume " + str(folder) if not run.finished else "write elsewhere with --out"
+        raise ValueError(f"{folder} already holds {describe(run)}: {way_out}, or replace it with --overwrite")
+    remove_run(writable_folder(folder))
+
+
+def resume(args):
+    folder = Path(args.resume)
+    run = saved_run(folder)
+    if run is None or (run.finished and run.record is None):
+        raise ValueError(f"{folder} holds no run to resume (no checkpoint.pt)")
+    changed = {name: value for name, value in given_settings(args).items()
+               if name not in RESUME_MAY_CHANGE and value != getattr(run.config, name)}
+    if changed:
+        flags = ", ".join(f"--{name.replace('_', '-')} {value} (the run has {getattr(run.config, name)})"
+                          for name, value in changed.items())
+        raise ValueError(f"--resume continues the run in {folder} as it was configured, but {flags}: leave "
+                         f"those out, or start a new run with --out")
+    if run.finished:
+        print(f"{folder} holds a finished run ({run.epochs_done} of {run.config.epochs} epochs): nothing to resume")
+        return
+    overrides = {name: getattr(args, name) for name in RESUME_MAY_CHANGE if getattr(args, name) is not None}
+    writable_folder(folder)
+    fit(TrainConfig(**{**run.config.to_dict(), **overrides}), out_dir=folder, resume=True,
+        progress=not args.no_progress)
 
 
 def seed_statistics(runs):
@@ -67,44 +140,58 @@ def seeds_table_row(model, stats):
     }
 
 
-def finished_run(folder, config):
-    """The metrics of a completed run of exactly this config in `folder`, else None."""
-    path = folder / "metrics.json"
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
-    # the config names the model class, not its layers: a class redesigned since that run is caught
-    # by its parameter count
-    same_model = record["parameters"] == count_parameters(build_model(config, "cpu"))
-    try:  # a TrainConfig field added since that run was saved counts as its default, as in load_config
-        saved = TrainConfig(**record["config"]).to_dict()
-    except TypeError:  # the run names a field that no longer exists
-        return None
-    same_run = saved == config.to_dict() and len(record["history"]) == config.epochs
-    return record if same_run and same_model else None
+def seed_plan(config, folder, overwrite):
+    """What to do for one seed's folder: 'reuse' its finished run, 'resume' its stopped one, or 'train'.
+
+    A run of another config there, or of a model whose parameter count has changed since, is replaced
+    only with --overwrite.
+    """
+    run = None if overwrite else saved_run(folder)
+    if run is None:
+        return "train"
+    parameters = count_parameters(build_model(config, "cpu"))
+    same_model = run.record is None or run.record.get("parameters") == parameters
+    if run.config == config and same_model:
+        return "reuse" if run.finished else "resume"
+    what = "another config" if run.config != config else f"a model of {run.record.get('parameters'):,} parameters"
+    raise ValueError(f"{folder} holds {describe(run)} of {what} ({parameters:,} parameters now): replace it "
+                     f"with --overwrite, or choose another --out")
 
 
-def run_seeds(config, seeds, out, progress, plot=None):
+def run_seeds(config, seeds, out, progress, overwrite, plot=None):
+    configs = {seed: TrainConfig(**{**config.to_dict(), "seed": seed}) for seed in dict.fromkeys(seeds)}
+    folders = {seed: out.parent / f"{out.name}-seed{seed}" for seed in configs}  # results/net -> results/net-seed1
+    plans = {seed: seed_plan(configs[seed], folders[seed], overwrite) for seed in configs}  # all checked first
+    for folder in [out, *folders.values()]:
+        writable_folder(folder)
     runs = {}
-    for seed in seeds:
-        seed_config = TrainConfig(**{**config.to_dict(), "seed": seed})
-        folder = out.parent / f"{out.name}-seed{seed}"  # results/net -> results/net-seed1, ...
-        runs[seed] = finished_run(folder, seed_config)
-        if runs[seed] is None:
-            fit(seed_config, out_dir=folder, progress=progress)
-            runs[seed] = finished_run(folder, seed_config)
+    for seed, plan in plans.items():
+        if plan == "reuse":
+            print(f"seed {seed}: reusing the finished run in {folders[seed]}")
         else:
-            print(f"seed {seed}: reusing the finished run in {folder}")
+            if plan == "train":
+                remove_run(folders[seed])
+            fit(configs[seed], out_dir=folders[seed], resume=plan == "resume", progress=progress)
+        runs[seed] = saved_run(folders[seed]).record
     stats = seed_statistics(runs)
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "seeds.json", {"config": config.to_dict(), "summary": stats,
                                    "runs": {seed: run["history"] for seed, run in runs.items()}})
     if plot:
         fig = plot_test_accuracy({f"seed {s}": run["history"] for s, run in runs.items()},
-                                 title=f"{config.model}: test accuracy of {len(seeds)} seeds")
+                                 title=f"{config.model}: test accuracy of {len(runs)} seeds")
         fig.savefig(plot, dpi=110)
     print(markdown_table([seeds_table_row(config.model, stats)]))
     return stats
+
+
+def interrupted_hint(args, out):
+    if args.seeds:
+        return (f"the finished seeds are kept in {out}-seed<N>/; run the same command again to reuse them and "
+                f"resume the one that stopped")
+    if not (out / "checkpoint.pt").exists():
+        return "no epoch had finished, so nothing was saved; run the same command again to start over"
+    return f"the completed epochs are saved in {out}; continue with: python s6_train.py --resume {out}"
 
 
 def main(argv=None):
@@ -114,16 +201,15 @@ def main(argv=None):
     progress = not args.no_progress
     try:
         if args.resume:
-            fit(load_config(out / "checkpoint.pt"), out_dir=out, resume=True, progress=progress)
+            resume(args)
         elif args.seeds:
-            run_seeds(config_from_args(args), args.seeds, out, progress, args.plot)
+            run_seeds(config_from_args(args), args.seeds, out, progress, args.overwrite, args.plot)
         else:
-            fit(config_from_args(args), out_dir=out, progress=progress)
+            config = config_from_args(args)
+            start_fresh(out, args.overwrite)
+            fit(config, out_dir=out, progress=progress)
     except KeyboardInterrupt:
-        hint = (f"the finished seeds are kept in {out}-seed<N>/ and reused if you run the same command again"
-                if args.seeds else f"the completed epochs are saved in {out}; "
-                                   f"continue with: python s6_train.py --resume {out}")
-        print(f"\ninterrupted: {hint}", file=sys.stderr)
+        print(f"\ninterrupted: {interrupted_hint(args, out)}", file=sys.stderr)
         return 130
     return 0
 

@@ -2,25 +2,47 @@
 
 import json
 import os
+from dataclasses import fields
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from s6.config import TARGET_ACC, TrainConfig, machine_name
 from s6_model import count_parameters
 
+RUN_FILES = ("checkpoint.pt", "metrics.json", "model.pt")
+
 
 class CheckpointError(RuntimeError):
     """A file is not an S6 checkpoint or model, or does not fit the model."""
 
 
+class SavedRun(NamedTuple):
+    """What a run folder holds: the config, the epochs done, the metrics so far, and whether it finished."""
+
+    config: TrainConfig
+    epochs_done: int
+    finished: bool
+    record: dict | None  # metrics.json
+
+
 def atomic_write(path, write):
-    """Write through a temporary file and rename it into place: a crash never leaves half a file."""
+    """Write through a temporary file and rename it into place: a crash never leaves half a file.
+
+    A failed write (a full disk, a folder made read-only) raises CheckpointError and leaves the
+    previous file as it was.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        reason = error.strerror or str(error).strip() or type(error).__name__
+        raise CheckpointError(f"could not write {path} ({reason}); any earlier {path.name} there is intact") from None
 
 
 def save_json(path, data):
@@ -61,6 +83,9 @@ def save_checkpoint(out_dir, run, config, history):
 def load_torch_file(path, device="cpu"):
     """torch.load with weights_only=True, and a one-line CheckpointError for anything that is not ours."""
     path = Path(path)
+    if path.is_dir():
+        inside = " or ".join(str(path / name) for name in ("model.pt", "checkpoint.pt") if (path / name).is_file())
+        raise CheckpointError(f"{path} is a folder" + (f"; did you mean {inside}?" if inside else ""))
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
@@ -69,10 +94,23 @@ def load_torch_file(path, device="cpu"):
         raise CheckpointError(f"{path} is not an S6 checkpoint or model.pt ({type(error).__name__})") from None
 
 
+def evaluated_weights(state):
+    """The weights a file's run evaluated: model.pt's own, or a checkpoint's weight average (else its model)."""
+    if not isinstance(state, dict) or "model" not in state:
+        return state
+    if isinstance(state.get("ema"), dict):
+        prefix = "module."
+        return {key[len(prefix):]: value for key, value in state["ema"].items() if key.startswith(prefix)}
+    return state["model"]
+
+
 def load_weights(model, path, device="cpu"):
-    """Load a model.pt state_dict (or a checkpoint's model) into `model`, with a clear error on mismatch."""
-    state = load_torch_file(path, device)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    """Load what a model.pt (or a checkpoint.pt) holds into `model`, with a clear error on mismatch.
+
+    From a checkpoint, the weight average is loaded where the run kept one: the network that model.pt
+    would hold, and that the run's test accuracy was measured on.
+    """
+    state = evaluated_weights(load_torch_file(path, device))
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
@@ -95,9 +133,79 @@ def restore_checkpoint(path, run):
         raise CheckpointError(f"{path} is not a checkpoint of this run ({type(error).__name__}: {error})") from None
 
 
+def config_from_record(saved, source):
+    """The TrainConfig a checkpoint or metrics.json saved; a field added since counts as its default."""
+    unknown = sorted(set(saved) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise CheckpointError(f"{source} was written by a version of S6 with settings this one does not have "
+                              f"({', '.join(unknown)}): use that version, or start a new run")
+    try:
+        return TrainConfig(**saved)
+    except ValueError as error:
+        raise CheckpointError(f"{source} holds a config this version rejects: {error}") from None
+
+
 def load_config(path):
     """The TrainConfig saved in a checkpoint."""
     state = load_torch_file(path)
-    if not isinstance(state, dict) or "config" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} holds weights only, not a checkpoint of a run: it cannot be resumed")
-    return TrainConfig(**state["config"])
+    return config_from_record(state["config"], path)
+
+
+def read_metrics(path):
+    """A metrics.json; a one-line CheckpointError where it is damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file (is {path.parent} a folder that s6_train.py wrote?)")
+    damaged = CheckpointError(f"{path} is damaged: delete it, or replace the run with --overwrite")
+    try:
+        record = json.loads(Path(path).read_text())
+    except ValueError:
+        raise damaged from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise damaged
+    return record
+
+
+def saved_run(folder):
+    """The run saved in `folder`: a SavedRun, or None where the folder holds none of a run's files.
+
+    Finished: model.pt is written last, beside the final metrics.json. Interrupted: checkpoint.pt
+    without model.pt. Anything else, or a damaged file, is a one-line CheckpointError.
+    """
+    folder = Path(folder)
+    present = [name for name in RUN_FILES if (folder / name).exists()]
+    if not present:
+        return None
+    if {"model.pt", "metrics.json"} <= set(present):
+        record = read_metrics(folder / "metrics.json")
+        config = config_from_record(record["config"], folder / "metrics.json")
+        return SavedRun(config, len(record.get("history") or []), True, record)
+    if "checkpoint.pt" in present:
+        state = load_torch_file(folder / "checkpoint.pt")
+        config = load_config(folder / "checkpoint.pt")
+        record = read_metrics(folder / "metrics.json") if "metrics.json" in present else None
+        return SavedRun(config, state.get("epoch", 0), False, record)
+    raise CheckpointError(f"{folder} holds {' and '.join(present)} but not a whole run: move it away, or replace "
+                          f"it with --overwrite")
+
+
+def writable_folder(folder):
+    """Create `folder` if needed and check that files can be written there; a one-line error where not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".s6-write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = "it is a file" if folder.is_file() else error.strerror or type(error).__name__
+        raise CheckpointError(f"cannot write to {folder} ({reason}): choose another folder") from None
+    return folder
+
+
+def remove_run(folder):
+    """Delete a run's files from `folder` (nothing else there), so that a new run starts clean."""
+    for name in RUN_FILES:
+        (Path(folder) / name).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
 import argparse
 import sys
-from dataclasses import MISSING, fields
+from dataclasses import fields
+from pathlib import Path
 
 import torch
 
@@ -15,38 +16,70 @@ from s6.training import TrainingDiverged
 USER_ERRORS = (ValueError, MnistDataError, CheckpointError, TrainingDiverged, OSError)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit code 2) instead of the usage block, which --help shows."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
 def parser_for(doc):
     """An argument parser whose --help starts with the script's docstring, examples included."""
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_config_flags(parser, names=None):
-    """A --flag for each TrainConfig field (or those in `names`), with the field's help and default."""
+    """A --flag for each TrainConfig field (or those in `names`), with the field's help and default.
+
+    A flag left out parses as None, so that `given_settings` can tell what the user asked for.
+    """
     for f in fields(TrainConfig):
         if names is not None and f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = None if f.default is MISSING else f.default
+        help = f"{f.metadata['help']} (default: {f.default})"
         if f.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=f.metadata["help"])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:
-            kind = f.type if f.type in (int, float) else str
-            parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
+            parser.add_argument(flag, type=f.type if f.type in (int, float) else str, help=help)
+
+
+def given_settings(args):
+    """{field: value} for each TrainConfig flag given on the command line."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
 
 
 def config_from_args(args, **overrides):
     """The TrainConfig the parsed flags describe; fields without a flag keep their defaults."""
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    return TrainConfig(**{**given, **overrides})
+    return TrainConfig(**{**given_settings(args), **overrides})
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 def add_run_flags(parser, out, progress=True):
     """--out, --threads and (with `progress`) --no-progress."""
     parser.add_argument("--out", default=out, help=f"where to write the results (default: {out})")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     if progress:
         parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+
+
+def add_overwrite_flag(parser, what):
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if there already")
+
+
+def refuse_to_replace(paths, overwrite):
+    """A one-line error where a file about to be written exists already, unless `overwrite`."""
+    existing = [str(path) for path in paths if Path(path).exists()]
+    if existing and not overwrite:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ValueError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
+                         f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
 
 
 def apply_threads(args):

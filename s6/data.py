@@ -1,8 +1,10 @@
 """MNIST: the raw files, the two loader paths (fast, torchvision), and batch augmentation."""
 
 import contextlib
+import hashlib
 import io
 import math
+from functools import cache
 from itertools import islice
 from pathlib import Path
 
@@ -11,13 +13,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-# The four raw files torchvision reads, with their sizes and IDX magic numbers (0x801 labels, 0x803 images).
+# The four raw files torchvision reads: size, IDX magic number (0x801 labels, 0x803 images), SHA-256.
 MNIST_FILES = {
-    "train-images-idx3-ubyte": (47_040_016, 0x803),
-    "train-labels-idx1-ubyte": (60_008, 0x801),
-    "t10k-images-idx3-ubyte": (7_840_016, 0x803),
-    "t10k-labels-idx1-ubyte": (10_008, 0x801),
+    "train-images-idx3-ubyte": (47_040_016, 0x803,
+                                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60_008, 0x801, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7_840_016, 0x803, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10_008, 0x801, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
+LABEL_HEADER_BYTES = 8
 
 
 class MnistDataError(RuntimeError):
@@ -31,20 +35,43 @@ def _missing_message(raw):
             f"with internet, where torchvision downloads them.")
 
 
+@cache  # a run reads the same files for its training and test sets
+def _sha256(path, size, modified):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _damage(path, size, magic, sha256):
+    """What is wrong with one present MNIST file, or None."""
+    with path.open("rb") as f:
+        header = int.from_bytes(f.read(4), "big")
+    actual = path.stat().st_size
+    if actual != size or header != magic:
+        return f"is truncated or corrupt ({actual:,} bytes, expected {size:,})"
+    if _sha256(str(path), actual, path.stat().st_mtime_ns) == sha256:
+        return None
+    if magic == 0x801:
+        labels = path.read_bytes()[LABEL_HEADER_BYTES:]
+        bad = next((i for i, label in enumerate(labels) if label > 9), None)
+        if bad is not None:
+            return f"is corrupt: label {bad} is {labels[bad]}, not a digit 0-9"
+    return "is corrupt: its content differs from MNIST's (SHA-256)"
+
+
 def check_mnist_files(data_dir):
-    """Raise MnistDataError naming any raw file that is present but truncated or not an IDX file."""
+    """Raise MnistDataError naming any raw file that is present but unreadable, truncated or altered."""
     raw = Path(data_dir) / "MNIST" / "raw"
-    for name, (size, magic) in MNIST_FILES.items():
+    for name, (size, magic, sha256) in MNIST_FILES.items():
         path = raw / name
         if not path.exists():
             continue
-        with path.open("rb") as f:
-            header = int.from_bytes(f.read(4), "big")
-        if path.stat().st_size != size or header != magic:
+        try:
+            damage = _damage(path, size, magic, sha256)
+        except OSError as error:
+            raise MnistDataError(f"{path} cannot be read ({error.strerror}): check its permissions") from None
+        if damage:
             raise MnistDataError(
-                f"{path} is truncated or corrupt ({path.stat().st_size:,} bytes, expected {size:,}). "
-                f"Delete it and re-create it: gunzip {name}.gz from an MNIST mirror, or let torchvision "
-                f"download it again on a machine with internet.")
+                f"{path} {damage}. Delete it and re-create it: gunzip {name}.gz from an MNIST mirror, or let "
+                f"torchvision download it again on a machine with internet.")
 
 
 def mnist_dataset(data_dir="data", train=True, transform=None):

@@ -1,62 +1,235 @@
-"""Reading a user's digit: an image of any size made MNIST-like, then classified by a trained model."""
+"""Reading a user's digit: a photo or scan of one digit made MNIST-like, classified, and flagged when unsure.
 
+MNIST's digits are light strokes on black, about 20 pixels tall, centred by mass in 28x28. A photo is
+anything but: a digit in dark ink on light paper (or chalk on a board), under uneven light, often
+with a desk around the paper, rotated by an EXIF tag, large. `mnist_like` finds the writing surface
+and the ink on it, evens out the light, brings the pen's stroke to MNIST's width, and crops, scales
+and centres the digit as MNIST did.
+"""
+
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from s6.data import normalize
+
+WORKING_SIZE = 256  # pixels along the longer side: plenty for one digit, and quick
+STROKE_WIDTH = 2.75  # MNIST's median stroke, in pixels of its 20-pixel digit box (see even_stroke)
+# The network is unsure when its top probability is below this, or within this margin of the second.
+MIN_PROBABILITY, MIN_MARGIN = 0.75, 0.5
+
+
+def to_gray(image):
+    """A PIL image, upright as its EXIF tag says, as a float array in [0, 1]; transparency becomes a ground
+    that contrasts with what is drawn, so dark ink on a transparent PNG reads as dark ink on white."""
+    image = ImageOps.exif_transpose(image)
+    scale = WORKING_SIZE / max(image.size)
+    if scale != 1:  # small pictures grow too, so that a stroke spans a few pixels
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+        gray, alpha = rgba[..., :3].mean(-1), rgba[..., 3]
+        drawn = alpha > 0.5
+        ground = 1.0 if not drawn.any() or gray[drawn].mean() < 0.5 else 0.0
+        return gray * alpha + ground * (1 - alpha)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float greys: their own range
+        values = np.asarray(image, dtype=np.float32)
+        return (values - values.min()) / max(values.max() - values.min(), 1e-6)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def otsu_threshold(values):
+    """The threshold between two classes of values that maximises the variance between them (Otsu)."""
+    counts, edges = np.histogram(values, bins=256, range=(0, 1))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    mean = np.cumsum(counts * centres)
+    below, above = weight[:-1], weight[-1] - weight[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * below - mean[:-1] * weight[-1]) ** 2 / (below * above)
+    return edges[1:-1][np.nanargmax(between)] if np.isfinite(between).any() else 0.5
+
+
+def depth(mask):
+    """How far inside `mask` its deepest pixel lies: half the width of its broadest part."""
+    return ndimage.distance_transform_edt(np.pad(mask, 1)).max() if mask.any() else 0.0
+
+
+def depths(mask):
+    """(labels of the connected parts of `mask`, the depth of each part)."""
+    labels, count = ndimage.label(mask)
+    inside = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    deepest = np.zeros(count + 1)
+    np.maximum.at(deepest, labels.ravel(), inside.ravel())
+    return labels, deepest[1:]
+
+
+def sheet_of_paper(dark):
+    """The region of a light sheet lying on a dark surround with dark marks on it, or None.
+
+    The sheet is the light region that, its marks included, is broadest; it must be a good part of the
+    picture, and its marks strokes, much thinner than the blank paper around them. A light digit on a
+    dark ground is no sheet: it is narrower, and the dark holes of its loops are as broad as its strokes.
+    """
+    labels, part_depths = depths(ndimage.binary_fill_holes(~dark))
+    if not part_depths.size:
+        return None
+    region = labels == 1 + int(np.argmax(part_depths))
+    marks = region & dark
+    if not marks.any() or part_depths.max() < 0.2 * min(dark.shape) or depth(marks) > 0.5 * depth(region & ~dark):
+        return None
+    return region
+
+
+def touching_the_edge(mask, min_depth):
+    """The parts of `mask` that reach the picture's edge and are deep: a desk, a shadow, no stroke."""
+    labels, part_depths = depths(mask)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, [label for label in edge if label and part_depths[label - 1] >= min_depth])
+
+
+def smooth(values):
+    """A Gaussian blur over an eighth of the picture, computed at a quarter of its size (it is smooth)."""
+    small = ndimage.zoom(values, 0.25, order=1)
+    blurred = ndimage.gaussian_filter(small, max(values.shape) / 32, mode="nearest")
+    return ndimage.zoom(blurred, np.divide(values.shape, small.shape), order=1)[:values.shape[0], :values.shape[1]]
+
+
+def find_ink(gray):
+    """(ink strength in [0, 1], the region of the writing surface) for a grey picture of one digit.
+
+    The ground is the shade that covers most of the picture's edge, and the ink the other: dark ink on
+    paper, or light ink (chalk, a screen's white digit) on a dark ground. One exception: where the edge
+    is dark but a light sheet lies inside with dark strokes on it, that is paper on a dark desk, the
+    surface is the sheet, and the ink is dark.
+    """
+    dark = gray < otsu_threshold(gray)
+    edge = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    surface = np.ones_like(dark)
+    ink_is_dark = edge.mean() < 0.5
+    paper = None if ink_is_dark else sheet_of_paper(dark)
+    if paper is not None:
+        ink_is_dark = True
+        # less a thin rim: the sheet's edge blurs into the desk, and no digit is written on it
+        surface = ndimage.binary_erosion(paper, iterations=max(1, round(0.01 * min(gray.shape))))
+    ink = (dark if ink_is_dark else ~dark) & surface
+    ink &= ~touching_the_edge(ink, 0.12 * min(gray.shape))
+    if not ink.any():
+        raise ValueError("no digit found: the image is blank")
+    ground = surface & ~(dark if ink_is_dark else ~dark)
+    light = gray if ink_is_dark else 1 - gray  # ground light, ink dark
+    # the ground's own brightness nearby, averaged over ground pixels only: uneven light and shadows are
+    # divided out, and only the ink stays dark
+    brightness = smooth(light * ground) / np.maximum(smooth(ground.astype(np.float32)), 1e-6)
+    strength = np.clip(1 - light / np.maximum(brightness, 1e-3), 0, 1)
+    return strength * ndimage.binary_dilation(ink, iterations=2), surface
+
+
+def digit_mask(strength, surface):
+    """The pixels of the digit: the strongest ink, in pieces near the main strokes, not specks of dust."""
+    values = strength[surface]
+    ink = strength > max(otsu_threshold(values / max(values.max(), 1e-6)) * values.max(), 0.1)
+    labels, count = ndimage.label(ink)
+    if count == 0:
+        raise ValueError("no digit found: the image is blank")
+    sizes = ndimage.sum_labels(ink, labels, range(1, count + 1))
+    rows, cols = np.nonzero(np.isin(labels, 1 + np.flatnonzero(sizes >= 0.1 * sizes.max())))
+    margin = 0.25 * max(np.ptp(rows), np.ptp(cols))  # a pen that skipped leaves small pieces close by
+    near = np.zeros_like(ink)
+    near[max(0, round(rows.min() - margin)):round(rows.max() + margin) + 1,
+         max(0, round(cols.min() - margin)):round(cols.max() + margin) + 1] = True
+    pieces = 1 + np.flatnonzero(sizes >= 0.02 * sizes.max())
+    return np.isin(labels, pieces) & near
+
+
+def even_stroke(mask, box_size):
+    """The mask with a pen's stroke thickened or thinned to MNIST's, for a digit `box_size` pixels tall.
+
+    Stroke width is measured as four times the mean distance of a stroke's pixels to its edge (a band
+    of width w has mean distance w/4); MNIST's digits, measured so, are 2.1 to 3.8 pixels wide in their
+    20-pixel box (10th to 90th percentile), 2.75 in the median.
+    """
+    width = 4 * ndimage.distance_transform_edt(mask)[mask].mean()
+    target = STROKE_WIDTH * box_size / 20
+    if 0.75 * target <= width <= 1.4 * target:
+        return mask
+    steps = round(abs(target - width) / 2)  # each step moves both edges by a pixel
+    if width < target:
+        return ndimage.binary_dilation(mask, iterations=max(steps, 1))
+    thinner = ndimage.binary_erosion(mask, iterations=max(steps, 1))
+    return thinner if thinner.any() else mask
 
 
 def mnist_like(image):
     """A PIL image of one digit -> a normalised (1, 28, 28) tensor, made the way MNIST's digits were.
 
-    Grayscale, light ink on a dark ground (a dark-on-light photo is inverted, judged by its border),
-    cropped to the ink, scaled so that its longer side is 20 pixels, and placed in 28x28 with its
-    centre of mass at the centre. Raises ValueError for an image with no ink.
+    Light on dark, its stroke about as wide as MNIST's, cropped, scaled so that its longer side is 20
+    pixels and placed in 28x28 with its centre of mass at the centre. ValueError for an image with no ink.
     """
-    from PIL import Image
-
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:
-        gray, border = 1 - gray, 1 - border
-    gray = np.clip(gray - np.median(border), 0, 1)  # a photo's grey paper becomes black
-    if gray.max() < 0.1:
-        raise ValueError("no digit found: the image is blank")
-    rows, cols = np.nonzero(gray > 0.2 * gray.max())
-    crop = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1] / gray.max()
+    gray = to_gray(image)
+    mask = digit_mask(*find_ink(gray))
+    rows, cols = np.nonzero(mask)
+    box_size = max(np.ptp(rows), np.ptp(cols)) + 1
+    mask = even_stroke(mask, box_size)
+    rows, cols = np.nonzero(mask)
+    crop = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].astype(np.float32)
     height, width = crop.shape
     size = (max(1, round(20 * width / max(height, width))), max(1, round(20 * height / max(height, width))))
-    digit = np.asarray(Image.fromarray(np.uint8(crop * 255)).resize(size, Image.LANCZOS), np.float32) / 255
-    mass_y, mass_x = np.indices(digit.shape)
-    total = digit.sum()
-    centre = ((mass_y * digit).sum() / total, (mass_x * digit).sum() / total)
+    digit = np.asarray(Image.fromarray(np.uint8(crop * 255)).resize(size, Image.Resampling.LANCZOS),
+                       np.float32) / 255
+    digit = np.clip(digit, 0, 1)
+    centre = ndimage.center_of_mass(digit)
     top, left = (int(np.clip(round(14 - c), 0, 28 - n)) for c, n in zip(centre, digit.shape, strict=True))
     canvas = np.zeros((28, 28), np.float32)
     canvas[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
     return normalize(torch.from_numpy(canvas).unsqueeze(0))
 
 
-def load_digit(path):
-    """mnist_like() of an image file; one-line ValueError for a missing, unreadable or blank file."""
-    from PIL import Image, UnidentifiedImageError
-
+def open_image(path):
+    """A PIL image from a file, fully read; a one-line ValueError for a missing, damaged or huge file."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError("no such file")
+        raise ValueError("a folder, not an image" if path.is_dir() else "no such file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return mnist_like(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.draft("RGB", (WORKING_SIZE, WORKING_SIZE))  # a JPEG decodes straight to a smaller size
+                image.load()
+                return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"the image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels): scale it down "
+                         f"first") from None
     except UnidentifiedImageError:
         raise ValueError("not an image PIL can read (PNG or JPEG expected)") from None
     except OSError as error:
-        raise ValueError(f"the image is damaged ({error})") from None
+        raise ValueError(f"the image cannot be read ({error})") from None
+
+
+def load_digit(path):
+    """mnist_like() of an image file; one-line ValueError for a missing, unreadable, huge or blank file."""
+    return mnist_like(open_image(path))
+
+
+class Reading(NamedTuple):
+    """What the network makes of one digit."""
+
+    digit: int
+    probabilities: list  # of the ten classes
+    unsure: bool  # the top probability is low, or the second is close to it
 
 
 @torch.inference_mode()
-def class_probabilities(model, digit):
-    """The ten class probabilities for one (1, 28, 28) digit."""
+def read_digit(model, digit):
+    """The network's reading of one (1, 28, 28) MNIST-like digit."""
     model.eval()
-    return model(digit.unsqueeze(0)).exp()[0]
+    probabilities = model(digit.unsqueeze(0)).exp()[0].float()
+    top, second = probabilities.topk(2).values.tolist()
+    unsure = top < MIN_PROBABILITY or top - second < MIN_MARGIN
+    return Reading(int(probabilities.argmax()), probabilities.tolist(), unsure)

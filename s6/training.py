@@ -33,8 +33,14 @@ def build_optimizer(model, config, steps_per_epoch):
     fused = True if next(model.parameters()).is_cuda else None
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay, fused=fused)
+    total_steps = config.epochs * steps_per_epoch
+    # OneCycleLR divides by the warm-up's length in steps minus one: a warm-up of exactly one step (a
+    # smoke run of five batches) would divide by zero, so such a warm-up gets two steps
+    pct_start = config.pct_start if config.pct_start * total_steps != 1 else 2 / total_steps
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=config.pct_start)
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
+        # rounded, so that the default momentum 0.9 gives exactly OneCycleLR's own 0.85 and 0.95
+        base_momentum=round(config.momentum - 0.05, 10), max_momentum=round(config.momentum + 0.05, 10))
     return optimizer, scheduler
 
 

@@ -52,12 +52,19 @@ def as_photo(digit, size=(240, 300)):
 
 
 @pytest.fixture(scope="session")
-def test_digits():
-    """The first 20 MNIST test digits, as (uint8 arrays, labels)."""
+def mnist_test():
+    """The MNIST test set as (uint8 images (N, 28, 28), labels (N,))."""
     from s6.data import mnist_dataset
 
     dataset = mnist_dataset(DATA_DIR, train=False)
-    return dataset.data[:20].numpy(), dataset.targets[:20].tolist()
+    return dataset.data, dataset.targets
+
+
+@pytest.fixture(scope="session")
+def test_digits(mnist_test):
+    """The first 20 MNIST test digits, as (uint8 arrays, labels)."""
+    images, labels = mnist_test
+    return images[:20].numpy(), labels[:20].tolist()
 
 
 @pytest.fixture

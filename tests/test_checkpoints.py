@@ -1,12 +1,23 @@
 """s6/checkpoints.py: a resumed run repeats an uninterrupted one; foreign or damaged files are refused in one line."""
 
+import errno
 import pickle
+import shutil
 
 import pytest
 import torch
 from conftest import quiet, without_seconds
 
-from s6.checkpoints import CheckpointError, atomic_write, load_config, load_torch_file, load_weights, save_json
+from s6.checkpoints import (
+    CheckpointError,
+    atomic_write,
+    load_config,
+    load_torch_file,
+    load_weights,
+    save_json,
+    save_model,
+    saved_run,
+)
 from s6.training import fit
 from s6_model import Net, TinyNet
 
@@ -41,9 +52,10 @@ def test_a_crash_while_writing_leaves_the_previous_file_whole(tmp_path):
         tmp.write_text('{"epo')
         raise OSError("No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="could not write .*metrics.json.*intact"):
         atomic_write(path, crash_half_way)
     assert path.read_text() == '{\n  "epoch": 1\n}\n'
+    assert not (tmp_path / "metrics.json.tmp").exists()
 
 
 class RunsCode:
@@ -65,9 +77,57 @@ def test_weights_of_another_model_are_a_clear_error(tmp_path):
         load_weights(Net(), tmp_path / "model.pt")
 
 
+def test_a_run_folder_given_for_a_file_is_named_with_the_file_meant(finished_run):
+    with pytest.raises(CheckpointError, match=f"is a folder; did you mean {finished_run / 'model.pt'} or "):
+        load_weights(Net(), finished_run)
+
+
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         load_weights(Net(), tmp_path / "model.pt")
+
+
+def test_weights_from_a_checkpoint_are_the_weight_average_that_model_pt_holds(finished_run):
+    from_checkpoint = load_weights(Net(), finished_run / "checkpoint.pt").state_dict()
+    from_model = load_weights(Net(), finished_run / "model.pt").state_dict()
+    assert all(torch.equal(from_checkpoint[k], from_model[k]) for k in from_model)
+
+
+def test_a_failed_save_says_which_file_and_keeps_no_temporary_file(tmp_path, monkeypatch):
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match=r"could not write .*model.pt \(No space left on device\)"):
+        save_model(tmp_path / "model.pt", Net())
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_with_settings_this_version_lacks_cannot_be_resumed(finished_run, tmp_path):
+    state = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    state["config"]["warp_drive"] = True
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="settings this one does not have \\(warp_drive\\)"):
+        load_config(tmp_path / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("remove, finished", [(None, True), ("model.pt", False)])
+def test_a_folder_tells_a_finished_run_from_a_stopped_one(finished_run, tmp_path, remove, finished):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    if remove:
+        (folder / remove).unlink()
+    run = saved_run(folder)
+    assert run.finished == finished and run.epochs_done == 2 and run.config.epochs == 2
+    assert saved_run(tmp_path / "empty") is None
+
+
+def test_a_damaged_metrics_json_is_a_one_line_error(finished_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    (folder / "metrics.json").write_text('{"config": {"model": "net", "epo')
+    with pytest.raises(CheckpointError, match="metrics.json is damaged"):
+        saved_run(folder)
 
 
 def test_a_model_pt_holds_no_config_to_resume_from(tmp_path):

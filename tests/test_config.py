@@ -7,7 +7,9 @@ from s6.config import TrainConfig, get_device, machine_name
 
 
 @pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
-                                         ("pipeline", "ffcv"), ("device", "tpu"), ("precision", "fp8")])
+                                         ("pipeline", "ffcv"), ("device", "tpu"), ("precision", "fp8"),
+                                         ("weight_decay", float("inf")), ("lr", float("nan")),
+                                         ("momentum", 0.99)])
 def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{name}="):
         TrainConfig(**{name: value})

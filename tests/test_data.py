@@ -146,3 +146,29 @@ def test_truncated_file_is_named_with_how_to_recreate_it(data_copy, offline):
     broken.write_bytes(broken.read_bytes()[:1000])
     with pytest.raises(MnistDataError, match="t10k-images-idx3-ubyte is truncated or corrupt.*re-create"):
         mnist_dataset(data_copy.parent.parent, train=False)
+
+
+def test_a_label_outside_0_to_9_is_named_before_training(data_copy, offline):
+    labels = data_copy / "t10k-labels-idx1-ubyte"
+    content = bytearray(labels.read_bytes())
+    content[8 + 5] = 12  # the sixth test label
+    labels.write_bytes(bytes(content))
+    with pytest.raises(MnistDataError, match="t10k-labels-idx1-ubyte is corrupt: label 5 is 12, not a digit"):
+        mnist_dataset(data_copy.parent.parent, train=False)
+
+
+def test_a_changed_image_byte_fails_the_checksum(data_copy, offline):
+    images = data_copy / "train-images-idx3-ubyte"
+    content = bytearray(images.read_bytes())
+    content[1000] ^= 0xFF
+    images.write_bytes(bytes(content))
+    with pytest.raises(MnistDataError, match="train-images-idx3-ubyte is corrupt: its content differs"):
+        mnist_dataset(data_copy.parent.parent, train=True)
+
+
+def test_an_unreadable_file_is_named(data_copy, offline):
+    unreadable = data_copy / "train-labels-idx1-ubyte"
+    unreadable.unlink()
+    unreadable.mkdir()  # unreadable as a file even for root, unlike a chmod
+    with pytest.raises(MnistDataError, match="train-labels-idx1-ubyte cannot be read"):
+        mnist_dataset(data_copy.parent.parent, train=True)

@@ -171,3 +171,22 @@ def test_every_file_the_documents_name_exists(name):
     paths = re.findall(r"`((?:[\w.-]+/)*[\w.-]+\.(?:py|md|json|png|ipynb|txt))`", text)
     for path in [p for p in paths if "/" in p or p.startswith("s6")]:  # not a file name alone, like model.pt
         assert (ROOT / path).exists() or (ROOT / "doc" / path).exists(), path
+
+
+def test_every_test_the_robustness_table_names_exists():
+    table = README[README.index("## Robustness"):README.index("## Where things are")]
+    named = set(re.findall(r"`(test_\w+)`", table))
+    defined = {name for path in (ROOT / "tests").glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)}
+    assert len(named) >= 20 and named <= defined, sorted(named - defined)
+
+
+def paragraph_citing(text, name):
+    return next(p for p in text.split("\n\n") if name in p)
+
+
+def test_readme_quotes_the_photo_like_digits_results():
+    total = json.loads((RESULTS / "photo-digits.json").read_text())["total"]
+    numbers = {int(n) for n in re.findall(r"\b\d+\b", paragraph_citing(README, "results/photo-digits.json"))}
+    assert {sum(total.values()), total["right"], total["unsure"]} <= numbers
+    assert total["wrong"] == 0

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import DATA_DIR, run_script
+from conftest import DATA_DIR, assert_one_line_error, run_script
 
 
 def test_bench_writes_both_pipelines_their_ratio_and_flops(tmp_path):
@@ -20,3 +20,6 @@ def test_bench_writes_both_pipelines_their_ratio_and_flops(tmp_path):
     assert bench["speedup"] == fast / bench["ways"]["conventional"]["median_images_per_second"]
     assert 1e6 < bench["flops_per_training_image"] < 1e8
     assert "| fast |" in result.stdout and "Speed-up" in result.stdout
+    again = run_script("s6_bench.py", "--device", "cpu", "--data-dir", DATA_DIR, "--out", out)
+    assert_one_line_error(again)
+    assert "bench.json exists already" in again.stderr

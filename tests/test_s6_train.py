@@ -1,6 +1,7 @@
 """s6_train.py, run as a user runs it: in a subprocess, on a few batches."""
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -9,15 +10,16 @@ import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA_DIR, ROOT, SMALL, assert_one_line_error, run_script
+from conftest import DATA_DIR, ROOT, SMALL, assert_one_line_error, run_script, without_seconds
 
 from s6.checkpoints import load_weights
 from s6.config import TrainConfig
-from s6.data import make_loaders
-from s6.training import evaluate
+from s6.data import MNIST_FILES, make_loaders
+from s6.training import evaluate, fit
 from s6_model import Net
 
 
@@ -73,13 +75,15 @@ def test_seeds_write_per_seed_runs_and_statistics(seed1_done, tmp_path):
     assert again.stdout.count("reusing the finished run") == 2
 
 
-def test_seeds_retrain_a_run_whose_model_has_changed_since(seed1_done, tmp_path):
+def test_seeds_refuse_to_replace_a_run_whose_model_has_changed_unless_told_to(seed1_done, tmp_path):
     metrics = seed1_done / "metrics.json"
     record = json.loads(metrics.read_text())
     metrics.write_text(json.dumps({**record, "parameters": record["parameters"] + 1}))  # as if Net were redesigned
-    again = run_script("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
+    refused = run_script("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
+    assert_one_line_error(refused)
+    assert "--overwrite" in refused.stderr and str(seed1_done) in refused.stderr
+    again = run_script("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net", "--overwrite")
     assert again.returncode == 0, again.stderr
-    assert "reusing the finished run" not in again.stdout
     assert json.loads(metrics.read_text())["parameters"] == record["parameters"]
 
 
@@ -126,3 +130,121 @@ def test_resume_from_a_model_pt_is_a_one_line_error(tmp_path):
     result = run_script("s6_train.py", "--resume", tmp_path)
     assert_one_line_error(result)
     assert "cannot be resumed" in result.stderr
+
+
+def test_a_new_run_into_a_folder_with_a_finished_run_is_refused_unless_told_to_overwrite(finished_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    before = (folder / "model.pt").read_bytes()
+    refused = run_script("s6_train.py", *SMALL, "--seed", "2", "--out", folder)
+    assert_one_line_error(refused)
+    assert "already holds a finished run" in refused.stderr and "--overwrite" in refused.stderr
+    assert (folder / "model.pt").read_bytes() == before
+    replaced = run_script("s6_train.py", *SMALL, "--seed", "2", "--out", folder, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((folder / "metrics.json").read_text())["config"]["seed"] == 2
+
+
+def stopped_run(config, folder):
+    """A run of `config` in `folder`, stopped by Ctrl-C during its last epoch, before that epoch was saved."""
+    def log(line):
+        if line.startswith(f"{config.epochs:5d} |"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, out_dir=folder, progress=False, log=log)
+
+
+def small_run_config(**overrides):
+    """The config of `s6_train.py` with SMALL's flags."""
+    return TrainConfig(epochs=2, max_batches=5, batch_size=32, device="cpu", data_dir=DATA_DIR, **overrides)
+
+
+def test_a_new_run_into_a_stopped_runs_folder_is_refused_with_how_to_resume_it(tmp_path):
+    stopped_run(small_run_config(), tmp_path)
+    refused = run_script("s6_train.py", *SMALL, "--out", tmp_path)
+    assert_one_line_error(refused)
+    assert f"stopped after epoch 1 of 2: continue it with --resume {tmp_path}" in refused.stderr
+
+
+def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run, tmp_path):
+    stopped_run(small_run_config(), tmp_path / "net-seed1")
+    result = run_script("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
+    assert result.returncode == 0, result.stderr
+    assert "resuming after epoch 1" in result.stdout
+    resumed = json.loads((tmp_path / "net-seed1" / "metrics.json").read_text())["history"]
+    uninterrupted = json.loads((finished_run / "metrics.json").read_text())["history"]
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+
+
+def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes_the_run(tmp_path):
+    stopped_run(small_run_config(), tmp_path / "run")
+    moved = tmp_path / "moved-data" / "MNIST" / "raw"
+    moved.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (moved / name).symlink_to(Path(DATA_DIR) / "MNIST" / "raw" / name)
+    changed = run_script("s6_train.py", "--resume", tmp_path / "run", "--lr", "0.05", "--no-progress")
+    assert_one_line_error(changed)
+    assert "--lr 0.05 (the run has 0.1)" in changed.stderr
+    resumed = run_script("s6_train.py", "--resume", tmp_path / "run", "--data-dir", tmp_path / "moved-data",
+                         "--device", "cpu", "--epochs", "2", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["config"]["data_dir"] == str(tmp_path / "moved-data")
+
+
+def test_ctrl_c_before_the_first_epoch_is_saved_says_to_run_again_not_to_resume(tmp_path, monkeypatch, capsys):
+    import s6_train
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(s6_train, "fit", interrupted)
+    assert s6_train.main(["--out", str(tmp_path / "run"), "--data-dir", DATA_DIR]) == 130
+    hint = capsys.readouterr().err
+    assert "nothing was saved" in hint and "--resume" not in hint
+
+
+def test_a_full_disk_while_saving_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch, capsys):
+    import s6_train
+    from s6.cli import run_main
+
+    def disk_full(*_, **__):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    assert run_main(s6_train.main, ["--epochs", "1", "--max-batches", "2", "--batch-size", "16", "--device", "cpu",
+                                    "--data-dir", DATA_DIR, "--no-progress", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt (No space left on device)" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "-1"], "not a positive number"),
+    (["--weight-decay", "inf"], "TrainConfig.weight_decay=inf"),
+    (["--seeds", "1", "--plot", "curves.xyz"], "cannot write .xyz files"),
+    (["--out", "README.md"], "cannot write to README.md (it is a file)"),
+    (["--out", "README.md/run"], "cannot write to README.md/run"),
+    (["--resume", "results/net-seed1", "--seeds", "1"], "leave out --out, --seeds"),
+    (["--seeds", "1", "2", "--seed", "3"], "--seed and --seeds: give one"),
+])
+def test_careless_flags_end_in_one_line_before_any_training(args, message):
+    result = run_script("s6_train.py", "--data-dir", DATA_DIR, *args, timeout=60)
+    assert_one_line_error(result)
+    assert message in result.stderr
+
+
+def test_resuming_a_checkpoint_with_unknown_settings_is_a_one_line_error(finished_run, tmp_path):
+    state = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    state["config"]["warp_drive"] = True
+    torch.save(state, tmp_path / "checkpoint.pt")
+    result = run_script("s6_train.py", "--resume", tmp_path)
+    assert_one_line_error(result)
+    assert "warp_drive" in result.stderr
+
+
+def test_seeds_with_a_damaged_metrics_json_stop_at_once_naming_it(seed1_done, tmp_path):
+    (seed1_done / "metrics.json").write_text("{")
+    result = run_script("s6_train.py", *SMALL, "--seeds", "1", "2", "--out", tmp_path / "net")
+    assert_one_line_error(result)
+    assert "net-seed1/metrics.json is damaged" in result.stderr
+    assert not (tmp_path / "net-seed2").exists()

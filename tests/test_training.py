@@ -42,6 +42,16 @@ def test_one_optimizer_step_on_a_fixed_batch_lowers_the_loss():
     assert F.nll_loss(model(images), labels).item() < before.item()
 
 
+def test_the_momentum_setting_is_what_the_schedule_moves_the_momentum_around():
+    optimizer, scheduler = build_optimizer(Net(), TrainConfig(momentum=0.8), steps_per_epoch=100)
+    assert optimizer.param_groups[0]["momentum"] == pytest.approx(0.85)  # + 0.05 at the lowest rate
+    default, _ = build_optimizer(Net(), TrainConfig(), steps_per_epoch=100)
+    reference = torch.optim.SGD(Net().parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    torch.optim.lr_scheduler.OneCycleLR(reference, max_lr=0.1, total_steps=2000)  # its own 0.85 to 0.95
+    assert default.param_groups[0]["momentum"] == reference.param_groups[0]["momentum"]
+    assert optimizer.param_groups[0]["base_momentum"] == pytest.approx(0.75)  # - 0.05 at the peak
+
+
 def test_fit_on_a_few_batches_returns_the_model_and_a_well_formed_history(small_config):
     model, history = fit(small_config(epochs=3), progress=False, log=quiet)
     assert isinstance(model, Net)
@@ -84,6 +94,12 @@ def test_the_notebooks_loop_gives_fits_history(small_config):
         test = evaluate(evaluated(model, ema), test_loader)
         history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
     assert without_seconds(history) == without_seconds(fitted)
+
+
+@pytest.mark.parametrize("epochs, batches", [(1, 5), (5, 1), (1, 1)])
+def test_runs_of_a_handful_of_steps_train(small_config, epochs, batches):
+    _, history = fit(small_config(epochs=epochs, max_batches=batches), progress=False, log=quiet)
+    assert len(history) == epochs
 
 
 def test_non_finite_loss_stops_training_naming_the_epoch(small_config):
