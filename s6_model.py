@@ -1,4 +1,4 @@
-"""S6 models: the path from a 593,200-parameter baseline to a compact MNIST CNN.
+"""S6 models: a compact MNIST CNN at four parameter budgets, and the path from a 593,200-parameter baseline.
 
 Model code only: nothing here imports or knows about training.
 Every model maps (N, 1, 28, 28) images to (N, 10) log-probabilities.
@@ -13,6 +13,20 @@ def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
     """Conv -> BatchNorm -> ReLU -> Dropout (left out when dropout is 0), the unit the small models are built from."""
     layers = [
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),  # BN has the bias
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def separable_bn(in_channels, out_channels, dropout=0.0):
+    """Depthwise 3x3 -> pointwise 1x1 -> BatchNorm -> ReLU (-> Dropout): a 3x3 convolution's reach for
+    9*in + in*out weights instead of 9*in*out, how the smaller models buy depth."""
+    layers = [
+        nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
     ]
@@ -36,13 +50,15 @@ class GapNet(nn.Module):
 class Net(GapNet):
     """The S6 model: 19,506 parameters; 8-20 channels in all but the last two convolutions, so that
     depth buys a 32-pixel RF. 20 channels at 14x14 rather than 16 scored higher on the validation split
-    (README, "Protocol").
+    (doc/experiments.md).
 
     Dropout follows the first 7x7 block only. Dropout draws one random number per activation, which a CPU
     does slowly: after the 28x28 and 14x14 blocks it made up most of those draws and of the time they
-    took, and removing it left validation accuracy within the spread between seeds (README, "Protocol"
-    and "Performance").
+    took, and removing it left validation accuracy within the spread between seeds (doc/experiments.md,
+    doc/performance.md).
     """
+
+    key = "net"
 
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
@@ -57,30 +73,73 @@ class Net(GapNet):
         ), channels=32)
 
 
-class TinyNet(GapNet):
-    """The same ingredients under 5,000 parameters, RF 32.
+class SmallNet(GapNet):
+    """Under 8,000 parameters (7,026), RF 32: Net's shape at 8-16 channels, separable convolutions at 7x7.
 
-    Thin at 28x28 (4 and 8 channels), which pays for a second 7x7 block: the receptive field
-    reaches 32, more than the digit. The earlier 4,818-parameter design (8-16 channels, one 7x7
-    block, RF 24) ended lower on the validation split, and Dropout after its first four blocks cost it
-    accuracy there, so here Dropout sits after the first 7x7 block only (README, "Protocol").
+    Full convolutions where the maps are 28x28 and 14x14, where they are cheap in parameters and carry
+    most of the detail; separable ones at 7x7, where full ones would cost most. Trained with lighter
+    augmentation than Net (RECIPES in s6/config.py): a network this small underfits rather than overfits.
     """
+
+    key = "small"
+
+    def __init__(self, dropout=0.05):
+        super().__init__(nn.Sequential(
+            conv_bn(1, 8),  # 8x28x28, RF 3
+            conv_bn(8, 12),  # 12x28x28, RF 5
+            nn.MaxPool2d(2),  # 12x14x14, RF 6
+            conv_bn(12, 16),  # 16x14x14, RF 10
+            conv_bn(16, 16),  # 16x14x14, RF 14
+            nn.MaxPool2d(2),  # 16x7x7, RF 16
+            separable_bn(16, 24, dropout=dropout),  # 24x7x7, RF 24
+            separable_bn(24, 32),  # 32x7x7, RF 32
+        ), channels=32)
+
+
+class TinyNet(GapNet):
+    """Under 5,000 parameters (4,838), RF 32: full convolutions at 28x28 only, separable ones after.
+
+    Separable convolutions let the 14x14 and 7x7 blocks be 24-32 channels wide on this budget, where
+    the earlier, all-full TinyNet (4,966 parameters) could afford 12.
+    """
+
+    key = "tiny"
+
+    def __init__(self, dropout=0.05):
+        super().__init__(nn.Sequential(
+            conv_bn(1, 8),  # 8x28x28, RF 3
+            conv_bn(8, 12),  # 12x28x28, RF 5
+            nn.MaxPool2d(2),  # 12x14x14, RF 6
+            separable_bn(12, 24),  # 24x14x14, RF 10
+            separable_bn(24, 24),  # 24x14x14, RF 14
+            nn.MaxPool2d(2),  # 24x7x7, RF 16
+            separable_bn(24, 32, dropout=dropout),  # 32x7x7, RF 24
+            separable_bn(32, 28),  # 28x7x7, RF 32: 28 channels keep the total under 5,000
+        ), channels=28)
+
+
+class MicroNet(GapNet):
+    """Under 2,000 parameters (1,750), RF 32: 4 and 8 channels at 28x28, separable convolutions after."""
+
+    key = "micro"
 
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
             conv_bn(1, 4),  # 4x28x28, RF 3
             conv_bn(4, 8),  # 8x28x28, RF 5
             nn.MaxPool2d(2),  # 8x14x14, RF 6
-            conv_bn(8, 12),  # 12x14x14, RF 10
-            conv_bn(12, 12),  # 12x14x14, RF 14
+            separable_bn(8, 12),  # 12x14x14, RF 10
+            separable_bn(12, 12),  # 12x14x14, RF 14
             nn.MaxPool2d(2),  # 12x7x7, RF 16
-            conv_bn(12, 12, dropout=dropout),  # 12x7x7, RF 24
-            conv_bn(12, 9),  # 9x7x7, RF 32: 9 channels keep the total under 5,000
-        ), channels=9)
+            separable_bn(12, 16, dropout=dropout),  # 16x7x7, RF 24
+            separable_bn(16, 16),  # 16x7x7, RF 32
+        ), channels=16)
 
 
 class BaselineNet(nn.Module):
     """The starting point: 593,200 parameters, no BatchNorm, no Dropout, a 4096->50 dense head."""
+
+    key = "baseline"
 
     def __init__(self, dropout=0.0):
         super().__init__()  # dropout is accepted for a uniform constructor and unused: the seed had none
@@ -105,6 +164,8 @@ class BaselineNet(nn.Module):
 class Arch1(GapNet):
     """Experiment 1: small and shallow; three convs leave the RF at 10 pixels of a 28-pixel digit."""
 
+    key = "arch1"
+
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
             conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
@@ -116,6 +177,8 @@ class Arch1(GapNet):
 
 class Arch2(GapNet):
     """Experiment 2: 32 channels early spend the budget on width; the RF stops at 8."""
+
+    key = "arch2"
 
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
@@ -129,6 +192,8 @@ class Arch2(GapNet):
 class Arch3(GapNet):
     """Experiment 3: 32 channels throughout reach 19K parameters with only three convs: RF 10."""
 
+    key = "arch3"
+
     def __init__(self, dropout=0.05):
         super().__init__(nn.Sequential(
             conv_bn(1, 32, padding=0, dropout=dropout),  # 32x26x26, RF 3
@@ -138,14 +203,8 @@ class Arch3(GapNet):
         ), channels=32)
 
 
-MODELS = {
-    "net": Net,
-    "tiny": TinyNet,
-    "baseline": BaselineNet,
-    "arch1": Arch1,
-    "arch2": Arch2,
-    "arch3": Arch3,
-}
+# Every model by its key, the name that TrainConfig.model and --model take.
+MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet, BaselineNet, Arch1, Arch2, Arch3)}
 
 
 def count_parameters(model):

@@ -37,7 +37,7 @@ def add_config_flags(parser, names=None):
         if names is not None and f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
-        help = f"{f.metadata['help']} (default: {f.default})"
+        help = f.metadata["help"] + (f" (default: {f.default})" if f.default is not None else "")
         if f.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:

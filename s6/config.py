@@ -22,12 +22,23 @@ def _field(default, help):
     return field(default=default, metadata={"help": help})
 
 
+# The settings that differ between models: Net's, and what each other model changes, chosen on the
+# validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig takes these
+# from its model's row unless it is given them.
+RECIPES = {
+    "net": dict(epochs=20, rotate_degrees=10.0, translate=0.1, scale=0.1),
+    "small": dict(epochs=15, rotate_degrees=5.0, translate=0.05, scale=0.05),
+    "tiny": dict(epochs=15),
+    "micro": dict(epochs=20),
+}
+
+
 @dataclass
 class TrainConfig:
     """Every hyperparameter of a run. The defaults produce the README result."""
 
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
-    epochs: int = _field(20, "training epochs")
+    epochs: int = _field(None, "training epochs (default: the model's, in RECIPES)")
     batch_size: int = _field(128, "training batch size")
     lr: float = _field(0.1, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
     momentum: float = _field(0.9, "SGD momentum, which OneCycle moves opposite to the rate: 0.05 above this at the "
@@ -38,9 +49,12 @@ class TrainConfig:
     dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
     ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
                                    "(0: off); it averages out the noise of a high learning rate")
-    rotate_degrees: float = _field(10.0, "random rotation range (+-degrees) per training image")
-    translate: float = _field(0.1, "random shift range per training image, as a fraction of its width")
-    scale: float = _field(0.1, "random zoom range per training image: 1 +- scale")
+    rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image (default: the "
+                                         "model's, in RECIPES)")
+    translate: float = _field(None, "random shift range per training image, as a fraction of its width "
+                                    "(default: the model's, in RECIPES)")
+    scale: float = _field(None, "random zoom range per training image: 1 +- scale (default: the model's, in "
+                                "RECIPES)")
     pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
     precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
     channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
@@ -56,6 +70,10 @@ class TrainConfig:
     max_batches: int = _field(0, "batches per epoch for smoke runs; 0 means all")
 
     def __post_init__(self):
+        recipe = {**RECIPES["net"], **RECIPES.get(self.model, {})}
+        for name, value in recipe.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         checks = {
             "model": self.model in MODELS,
             "epochs": self.epochs >= 1,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from s6.config import TrainConfig, get_device, machine_name
+from s6.config import RECIPES, TrainConfig, get_device, machine_name
 
 
 @pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
@@ -13,6 +13,14 @@ from s6.config import TrainConfig, get_device, machine_name
 def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{name}="):
         TrainConfig(**{name: value})
+
+
+def test_each_model_takes_its_own_recipe_unless_told_otherwise():
+    assert TrainConfig().epochs == RECIPES["net"]["epochs"] == 20
+    assert TrainConfig(model="small").epochs == RECIPES["small"]["epochs"]
+    assert TrainConfig(model="small").rotate_degrees == RECIPES["small"]["rotate_degrees"]
+    assert TrainConfig(model="small", epochs=3).epochs == 3
+    assert TrainConfig(model="arch1").epochs == 20  # not in RECIPES: Net's recipe
 
 
 def test_config_survives_a_round_trip_through_its_dict():

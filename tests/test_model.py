@@ -5,18 +5,46 @@ import torch
 from torch import nn
 
 from s6.plots import model_summary
-from s6_model import MODELS, BaselineNet, Net, TinyNet, count_parameters, feature_receptive_field, receptive_field
+from s6_model import (
+    MODELS,
+    BaselineNet,
+    MicroNet,
+    Net,
+    SmallNet,
+    TinyNet,
+    count_parameters,
+    feature_receptive_field,
+    receptive_field,
+    separable_bn,
+)
+
+BUDGETS = {Net: 20_000, SmallNet: 8_000, TinyNet: 5_000, MicroNet: 2_000}
 
 
-def test_net_has_fewer_than_20000_parameters():
-    assert count_parameters(Net()) < 20_000
+@pytest.mark.parametrize("model_class", BUDGETS)
+def test_each_budget_model_is_under_its_budget(model_class):
+    assert count_parameters(model_class()) < BUDGETS[model_class]
 
 
-def test_tiny_net_has_fewer_than_5000_parameters():
-    assert count_parameters(TinyNet()) < 5_000
+@pytest.mark.parametrize("model_class", BUDGETS)
+def test_each_budget_model_sees_32_pixels_before_the_average_and_keeps_28x28_to_7x7(model_class):
+    rows = receptive_field(model_class())
+    assert feature_receptive_field(model_class()) == 32
+    assert [r["output_size"] for r in rows if r["type"] == "MaxPool2d"] == [14, 7]
 
 
-@pytest.mark.parametrize("model_class", [Net, TinyNet])
+def test_separable_block_costs_a_depthwise_and_a_pointwise_convolution():
+    block = separable_bn(16, 24)
+    assert count_parameters(block) == 16 * 9 + 16 * 24 + 2 * 24  # depthwise, pointwise, BatchNorm
+    assert block(torch.zeros(2, 16, 7, 7)).shape == (2, 24, 7, 7)
+
+
+def test_models_are_found_by_their_keys():
+    assert all(MODELS[key].key == key for key in MODELS)
+    assert [MODELS[key] for key in ("net", "small", "tiny", "micro")] == list(BUDGETS)
+
+
+@pytest.mark.parametrize("model_class", BUDGETS)
 def test_compact_models_use_batchnorm_dropout_and_global_average_pooling(model_class):
     kinds = {type(layer) for layer in model_class().modules()}
     assert nn.BatchNorm2d in kinds

@@ -61,9 +61,11 @@ def test_the_notebooks_loop_gives_the_history_fit_gives_for_its_config(smoke_run
     assert without_seconds(printed["history"]) == without_seconds(history)
 
 
-def test_notebook_builds_net_by_name_and_runs_the_loop_in_view(committed):
+def test_notebook_builds_net_by_name_one_line_picks_another_budget_and_the_loop_is_in_view(committed):
     source = "\n".join(cell.source for cell in code_cells(committed))
-    assert "from s6_model import Net" in source and "Net(dropout=config.dropout)" in source
+    assert re.search(r"from s6_model import .*\bNet\b", source)
+    assert re.search(r"^Model = Net  #", source, re.MULTILINE) and "Model(dropout=config.dropout)" in source
+    assert "TrainConfig(model=Model.key)" in source
     assert "train_one_epoch(" in source and "evaluate(" in source and "fit(" not in source
     assert not re.search(r"^\s*(def|class) ", source, re.MULTILINE), "the notebook defines nothing of its own"
 

@@ -1,0 +1,170 @@
+"""s6_app.py: its functions give a message, never an error, for bad input; in a real browser it reads
+digits drawn on its sketchpad and uploaded as files, and shows what the network sees.
+
+The browser test drives Debian's Chromium (/usr/bin/chromium, package `chromium`) with Playwright. Where
+either is missing it is skipped, unless S6_REQUIRE_BROWSER=1 (as in CI) makes that a failure. With
+S6_SCREENSHOT=PATH it saves the page, after a drawn 7, to PATH: the README's picture of the app.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, WEIGHTS, as_photo
+from PIL import Image
+
+from s6.checkpoints import load_weights
+from s6_model import Net
+
+pytest.importorskip("gradio")
+import s6_app  # noqa: E402  (needs gradio)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_weights(Net(), WEIGHTS).eval()
+
+
+def blank_canvas():
+    return Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("drawing", [None, {"composite": None}, {"composite": blank_canvas()}],
+                         ids=["nothing yet", "no picture", "empty or erased canvas"])
+def test_an_empty_sketchpad_asks_for_a_digit(model, drawing):
+    assert s6_app.read_drawing(model, drawing) == ("Draw one digit, large, in the box.", None, None)
+
+
+def test_a_scribble_that_is_no_digit_is_read_unsure_or_refused_without_an_error(model):
+    canvas = blank_canvas()
+    canvas.paste((0, 0, 0, 255), (0, 0, 280, 6))  # a line along the very top
+    message, probabilities, _ = s6_app.read_drawing(model, {"composite": canvas})
+    assert message.startswith(("Not sure", "It is", "Nothing to read"))
+
+
+@pytest.mark.parametrize("case", ["not an image", "huge", "missing"])
+def test_a_bad_upload_gets_a_message_and_no_outputs(model, tmp_path, case):
+    path = tmp_path / "upload.png"
+    if case == "not an image":
+        path.write_text("%PDF-1.4, not a picture")
+    elif case == "huge":
+        Image.new("1", (15_000, 15_000)).save(path)
+    message, probabilities, preview = s6_app.read_upload(model, str(path))
+    assert message.startswith("Cannot read upload.png: ") and probabilities is None and preview is None
+
+
+def test_a_colour_photo_is_read_and_the_network_input_shown(model, test_digits, tmp_path):
+    digits, labels = test_digits
+    path = tmp_path / "photo.jpg"
+    as_photo(digits[0]).save(path)
+    message, probabilities, preview = s6_app.read_upload(model, str(path))
+    assert message.startswith(f"It is a {labels[0]} ")
+    assert max(probabilities, key=probabilities.get) == str(labels[0])
+    assert preview.size == (224, 224) and preview.getpixel((0, 0)) == 0  # light on dark, as MNIST
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    required = os.environ.get("S6_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM.exists():
+        if required:
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is missing")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(ROOT / "s6_app.py"), "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None, server.stderr.read()
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def draw(page, strokes):
+    """Draw strokes, each a list of (x, y) points in [0, 1] of the canvas, with the mouse."""
+    canvas = page.locator("#sketchpad canvas").last.bounding_box()
+    side = min(canvas["width"], canvas["height"]) * 0.8  # the drawing area, centred in the canvas
+    left, top = canvas["x"] + (canvas["width"] - side) / 2, canvas["y"] + (canvas["height"] - side) / 2
+    for stroke in strokes:
+        page.mouse.move(left + stroke[0][0] * side, top + stroke[0][1] * side)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(left + x * side, top + y * side, steps=12)
+        page.mouse.up()
+
+
+def verdict_becomes(page, expected):
+    page.wait_for_function(f"document.querySelector('#verdict').innerText.includes({expected!r})",
+                           timeout=30_000)
+
+
+DRAWN = {
+    7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
+    1: [[(0.5, 0.15), (0.5, 0.85)]],
+    0: [[(0.5, 0.15), (0.75, 0.3), (0.78, 0.6), (0.55, 0.85), (0.3, 0.75), (0.25, 0.45), (0.35, 0.2), (0.5, 0.15)]],
+}
+
+
+def test_in_a_browser_drawn_and_uploaded_digits_are_read_and_the_network_input_shown(browser, app_url, tmp_path,
+                                                                                    test_digits):
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(app_url)
+    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    for digit, strokes in DRAWN.items():
+        page.click("#sketchpad button[aria-label='Clear canvas']")
+        page.click("#sketchpad button[aria-label='Brush']")
+        draw(page, strokes)
+        verdict_becomes(page, f"It is a {digit} ")
+        assert page.locator("#preview img").count() == 1
+        if digit == 7 and os.environ.get("S6_SCREENSHOT"):
+            page.screenshot(path=os.environ["S6_SCREENSHOT"])
+    page.get_by_role("tab", name="Upload").click()
+    digits, labels = test_digits
+    (tmp_path / "notes.txt").write_text("not a picture")
+    for i in (1, 2):
+        Image.fromarray(255 - digits[i]).resize((112, 112)).save(tmp_path / f"digit{i}.png")
+    upload = page.locator("#upload input[type=file]")
+    upload.set_input_files(str(tmp_path / "notes.txt"))
+    verdict_becomes(page, "Cannot read notes.txt: not an image")
+    for i in (1, 2):
+        page.locator("#upload button[aria-label='Clear']").first.click()
+        upload.set_input_files(str(tmp_path / f"digit{i}.png"))
+        verdict_becomes(page, f"It is a {labels[i]} ")
+        assert page.locator("#preview img").count() == 1
+    page.close()
