@@ -26,9 +26,9 @@ def _field(default, help):
 # validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig takes these
 # from its model's row unless it is given them.
 RECIPES = {
-    "net": dict(epochs=20, rotate_degrees=10.0, translate=0.1, scale=0.1),
+    "net": dict(epochs=20, lr=0.1, pct_start=0.2, rotate_degrees=10.0, translate=0.1, scale=0.1),
     "small": dict(epochs=15, rotate_degrees=5.0, translate=0.05, scale=0.05),
-    "tiny": dict(epochs=15),
+    "tiny": dict(epochs=15, lr=0.4, rotate_degrees=5.0, translate=0.05, scale=0.05),
     "micro": dict(epochs=20),
 }
 
@@ -40,11 +40,13 @@ class TrainConfig:
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
     epochs: int = _field(None, "training epochs (default: the model's, in RECIPES)")
     batch_size: int = _field(128, "training batch size")
-    lr: float = _field(0.1, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
+    lr: float = _field(None, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum; default: the "
+                             "model's, in RECIPES)")
     momentum: float = _field(0.9, "SGD momentum, which OneCycle moves opposite to the rate: 0.05 above this at the "
                                   "lowest rate, 0.05 below it at the peak")
     weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")
-    pct_start: float = _field(0.2, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
+    pct_start: float = _field(None, "fraction of steps spent warming up to the peak rate: early peak, long anneal "
+                                    "(default: the model's, in RECIPES)")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
     ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "

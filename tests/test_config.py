@@ -15,6 +15,14 @@ def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
         TrainConfig(**{name: value})
 
 
+@pytest.mark.parametrize("model", RECIPES)
+def test_every_setting_in_a_models_recipe_row_takes_effect(model):
+    row = {**RECIPES["net"], **RECIPES[model]}
+    assert set(RECIPES[model]) <= set(RECIPES["net"]), "Net's row names every setting that varies by model"
+    config = TrainConfig(model=model)
+    assert {name: getattr(config, name) for name in row} == row
+
+
 def test_each_model_takes_its_own_recipe_unless_told_otherwise():
     assert TrainConfig().epochs == RECIPES["net"]["epochs"] == 20
     assert TrainConfig(model="small").epochs == RECIPES["small"]["epochs"]

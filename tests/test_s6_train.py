@@ -227,10 +227,22 @@ def test_a_full_disk_while_saving_is_a_one_line_error_naming_the_file(tmp_path, 
     (["--resume", "results/net-seed1", "--seeds", "1"], "leave out --out, --seeds"),
     (["--seeds", "1", "2", "--seed", "3"], "--seed and --seeds: give one"),
 ])
-def test_careless_flags_end_in_one_line_before_any_training(args, message):
-    result = run_script("s6_train.py", "--data-dir", DATA_DIR, *args, timeout=60)
-    assert_one_line_error(result)
-    assert message in result.stderr
+def test_careless_flags_end_in_one_line_before_any_training(args, message, monkeypatch, capsys):
+    import s6_train
+    from s6.cli import run_main
+
+    def no_training(*_, **__):
+        raise AssertionError("training started")
+
+    monkeypatch.chdir(ROOT)  # where README.md is a file
+    monkeypatch.setattr(s6_train, "fit", no_training)
+    try:
+        code = run_main(s6_train.main, ["--data-dir", DATA_DIR, *args])
+    except SystemExit as exit:  # argparse's errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code in (1, 2) and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert message in err
 
 
 def test_resuming_a_checkpoint_with_unknown_settings_is_a_one_line_error(finished_run, tmp_path):
