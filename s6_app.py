@@ -1,7 +1,7 @@
 """Draw a digit, or upload a photo of one, and watch a trained S6 model read it: a Gradio demo.
 
     python s6_app.py                                    # http://127.0.0.1:7860, the README's model
-    python s6_app.py --weights results/tiny-seed1/model.pt --model tiny --port 7861
+    python s6_app.py --model tiny --port 7861             # TinyNet, the weights of results/tiny-seed1
 
 For each picture it shows the ten class probabilities, the 28x28 image the network actually
 receives (made MNIST-like exactly as s6_predict.py does it), and says "not sure" where the network
@@ -15,23 +15,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from s6.checkpoints import load_weights
-from s6.cli import parser_for, run_main
+from s6.cli import add_model_flags, load_model, parser_for, run_main
 from s6.data import MNIST_MEAN, MNIST_STD
 from s6.predictor import mnist_like, open_image, read_digit
-from s6_model import MODELS
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "results" / "net-seed1" / "model.pt"
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
 
 
 def verdict(reading):
     """One line for the page: the digit, or that the network is not sure and between which two."""
-    probabilities = reading.probabilities
-    first, second = sorted(range(10), key=probabilities.__getitem__, reverse=True)[:2]
+    first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
     if reading.unsure:
         return f"Not sure: {first} ({probabilities[first]:.0%}) or {second} ({probabilities[second]:.0%})"
-    return f"It is a {first} ({probabilities[first]:.0%})"
+    return f"It reads {first} ({probabilities[first]:.0%})"
 
 
 def as_preview(digit):
@@ -100,15 +96,17 @@ def build_app(model):
 
 def main(argv=None):
     parser = parser_for(__doc__)
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
-                        help="a model.pt written by s6_train.py (default: the README's model)")
-    parser.add_argument("--model", default="net", choices=list(MODELS), help="the class the weights belong to")
+    add_model_flags(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     args = parser.parse_args(argv)
-    model = load_weights(MODELS[args.model](), args.weights).eval()
+    model = load_model(args)
     try:
-        build_app(model).launch(server_name=args.host, server_port=args.port)
+        app = build_app(model)
+    except ImportError:
+        raise ValueError("the app needs Gradio: pip install -r requirements-app.txt") from None
+    try:
+        app.launch(server_name=args.host, server_port=args.port)
     except OSError as error:
         raise ValueError(f"cannot serve on {args.host}:{args.port} ({error}); try another --port") from None
     return 0

@@ -23,7 +23,7 @@ def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
 
 def separable_bn(in_channels, out_channels, dropout=0.0):
     """Depthwise 3x3 -> pointwise 1x1 -> BatchNorm -> ReLU (-> Dropout): a 3x3 convolution's reach for
-    9*in + in*out weights instead of 9*in*out, how the smaller models buy depth."""
+    9*in + in*out weights instead of 9*in*out, how the smaller models stay wide on a small budget."""
     layers = [
         nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
         nn.Conv2d(in_channels, out_channels, 1, bias=False),
@@ -53,8 +53,8 @@ class Net(GapNet):
     (doc/experiments.md).
 
     Dropout follows the first 7x7 block only. Dropout draws one random number per activation, which a CPU
-    does slowly: after the 28x28 and 14x14 blocks it made up most of those draws and of the time they
-    took, and removing it left validation accuracy within the spread between seeds (doc/experiments.md,
+    does slowly: at 28x28 and 14x14 it would make most of those draws and cost most of their time, and
+    validation accuracy without it there is within the spread between seeds (doc/experiments.md,
     doc/performance.md).
     """
 
@@ -74,11 +74,12 @@ class Net(GapNet):
 
 
 class SmallNet(GapNet):
-    """Under 8,000 parameters (7,026), RF 32: Net's shape at 8-16 channels, separable convolutions at 7x7.
+    """Under 8,000 parameters (7,670), RF 32: TinyNet's layout, wider after 28x28.
 
-    Full convolutions where the maps are 28x28 and 14x14, where they are cheap in parameters and carry
-    most of the detail; separable ones at 7x7, where full ones would cost most. Trained with lighter
-    augmentation than Net (RECIPES in s6/config.py): a network this small underfits rather than overfits.
+    Full convolutions at 28x28, where they are cheap in parameters; separable ones after, where full ones
+    would cost most, so that the 14x14 and 7x7 blocks can be 32-48 channels wide. Trained with lighter
+    augmentation and a higher peak learning rate than Net (RECIPES in s6/config.py): a network this small
+    underfits rather than overfits.
     """
 
     key = "small"
@@ -88,19 +89,19 @@ class SmallNet(GapNet):
             conv_bn(1, 8),  # 8x28x28, RF 3
             conv_bn(8, 12),  # 12x28x28, RF 5
             nn.MaxPool2d(2),  # 12x14x14, RF 6
-            conv_bn(12, 16),  # 16x14x14, RF 10
-            conv_bn(16, 16),  # 16x14x14, RF 14
-            nn.MaxPool2d(2),  # 16x7x7, RF 16
-            separable_bn(16, 24, dropout=dropout),  # 24x7x7, RF 24
-            separable_bn(24, 32),  # 32x7x7, RF 32
-        ), channels=32)
+            separable_bn(12, 32),  # 32x14x14, RF 10
+            separable_bn(32, 32),  # 32x14x14, RF 14
+            nn.MaxPool2d(2),  # 32x7x7, RF 16
+            separable_bn(32, 48, dropout=dropout),  # 48x7x7, RF 24
+            separable_bn(48, 40),  # 40x7x7, RF 32: 40 channels keep the total under 8,000
+        ), channels=40)
 
 
 class TinyNet(GapNet):
     """Under 5,000 parameters (4,838), RF 32: full convolutions at 28x28 only, separable ones after.
 
     Separable convolutions let the 14x14 and 7x7 blocks be 24-32 channels wide on this budget, where
-    the earlier, all-full TinyNet (4,966 parameters) could afford 12.
+    full convolutions could afford about 12.
     """
 
     key = "tiny"
@@ -142,7 +143,7 @@ class BaselineNet(nn.Module):
     key = "baseline"
 
     def __init__(self, dropout=0.0):
-        super().__init__()  # dropout is accepted for a uniform constructor and unused: the seed had none
+        super().__init__()  # dropout is accepted for a uniform constructor and unused: the original network had none
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, 3), nn.ReLU(),  # 32x26x26, RF 3
             nn.Conv2d(32, 64, 3), nn.ReLU(),  # 64x24x24, RF 5

@@ -1,7 +1,7 @@
 """Read your own handwritten digits with a trained S6 model.
 
     python s6_predict.py my_seven.png photo_of_a_three.jpg
-    python s6_predict.py digit.png --weights results/tiny-seed1/model.pt --model tiny
+    python s6_predict.py digit.png --model tiny    # TinyNet, the weights of results/tiny-seed1
 
 A photo or scan of one digit, any size, in colour, on paper or a board, upright or turned by its EXIF
 tag: each is made MNIST-like (the ink found on its writing surface, the light evened out, the stroke
@@ -12,29 +12,21 @@ code is 1 if any image failed.
 """
 
 import sys
-from pathlib import Path
 
-from s6.cli import parser_for, run_main
+from s6.cli import add_model_flags, load_model, parser_for, run_main
 from s6.predictor import load_digit, read_digit
-from s6_model import MODELS
-from s6_utils import load_weights
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "results" / "net-seed1" / "model.pt"
 
 
 def parse_args(argv=None):
     parser = parser_for(__doc__)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, one digit each")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
-                        help="a model.pt written by s6_train.py (default: the README's model)")
-    parser.add_argument("--model", default="net", choices=list(MODELS), help="the class the weights belong to")
+    add_model_flags(parser)
     return parser.parse_args(argv)
 
 
 def describe(reading):
     """'7 (99.2%)', or 'unsure: 7 (52.0%) or 1 (40.3%)', then all ten probabilities."""
-    probabilities = reading.probabilities
-    first, second = sorted(range(10), key=probabilities.__getitem__, reverse=True)[:2]
+    first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
     spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
     if reading.unsure:
         return (f"unsure: {first} ({probabilities[first]:.1%}) or {second} ({probabilities[second]:.1%})"
@@ -44,7 +36,7 @@ def describe(reading):
 
 def main(argv=None):
     args = parse_args(argv)
-    model = load_weights(MODELS[args.model](), args.weights)
+    model = load_model(args)
     failed = False
     for path in args.images:
         try:

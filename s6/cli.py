@@ -7,10 +7,13 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import CheckpointError
+from s6.checkpoints import CheckpointError, load_weights
 from s6.config import TrainConfig
 from s6.data import MnistDataError
 from s6.training import TrainingDiverged
+from s6_model import MODELS
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 # What a user's input or files can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, MnistDataError, CheckpointError, TrainingDiverged, OSError)
@@ -67,6 +70,19 @@ def add_run_flags(parser, out, progress=True):
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     if progress:
         parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+
+
+def add_model_flags(parser):
+    """--model and --weights, for the scripts that read digits with a trained model."""
+    parser.add_argument("--model", default="net", choices=list(MODELS), help="the class the weights belong to")
+    parser.add_argument("--weights", help="a model.pt written by s6_train.py (default: the committed "
+                                          "results/<model>-seed1/model.pt)")
+
+
+def load_model(args):
+    """The --model class with the --weights, ready to read digits."""
+    weights = args.weights or RESULTS / f"{args.model}-seed1" / "model.pt"
+    return load_weights(MODELS[args.model](), weights).eval()
 
 
 def add_overwrite_flag(parser, what):

@@ -27,9 +27,9 @@ def _field(default, help):
 # from its model's row unless it is given them.
 RECIPES = {
     "net": dict(epochs=20, lr=0.1, pct_start=0.2, rotate_degrees=10.0, translate=0.1, scale=0.1),
-    "small": dict(epochs=15, rotate_degrees=5.0, translate=0.05, scale=0.05),
+    "small": dict(epochs=15, lr=0.4, rotate_degrees=5.0, translate=0.05, scale=0.05),
     "tiny": dict(epochs=15, lr=0.4, rotate_degrees=5.0, translate=0.05, scale=0.05),
-    "micro": dict(epochs=20, pct_start=0.3),
+    "micro": dict(pct_start=0.3),
 }
 
 

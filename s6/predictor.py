@@ -20,8 +20,9 @@ from s6.data import normalize
 
 WORKING_SIZE = 256  # pixels along the longer side: plenty for one digit, and quick
 STROKE_WIDTH = 2.75  # MNIST's median stroke, in pixels of its 20-pixel digit box (see even_stroke)
-# The network is unsure when its top probability is below this, or within this margin of the second.
-MIN_PROBABILITY, MIN_MARGIN = 0.75, 0.5
+# The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
+# so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
+MIN_PROBABILITY = 0.75
 
 
 def to_gray(image):
@@ -220,9 +221,10 @@ def load_digit(path):
 class Reading(NamedTuple):
     """What the network makes of one digit."""
 
-    digit: int
+    digit: int  # the likeliest
+    runner_up: int  # the second likeliest
     probabilities: list  # of the ten classes
-    unsure: bool  # the top probability is low, or the second is close to it
+    unsure: bool  # the likeliest digit's probability is below MIN_PROBABILITY
 
 
 @torch.inference_mode()
@@ -230,6 +232,5 @@ def read_digit(model, digit):
     """The network's reading of one (1, 28, 28) MNIST-like digit."""
     model.eval()
     probabilities = model(digit.unsqueeze(0)).exp()[0].float()
-    top, second = probabilities.topk(2).values.tolist()
-    unsure = top < MIN_PROBABILITY or top - second < MIN_MARGIN
-    return Reading(int(probabilities.argmax()), probabilities.tolist(), unsure)
+    top, runner_up = probabilities.topk(2).indices.tolist()
+    return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < MIN_PROBABILITY))

@@ -29,6 +29,14 @@ def test_predict_reads_photographed_digits_and_one_bad_file_does_not_stop_the_ot
     assert "notes.png: error: not an image" in result.stderr
 
 
+def test_model_alone_reads_with_that_models_committed_weights(test_digits, tmp_path):
+    path = tmp_path / "digit.jpg"
+    as_photo(test_digits[0][0]).save(path)
+    result = run_script("s6_predict.py", path, "--model", "tiny")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: {test_digits[1][0]} (")
+
+
 @pytest.mark.parametrize("case", ["missing", "not an image", "blank", "truncated", "huge", "a folder"])
 def test_bad_image_exits_non_zero_with_one_line_and_the_good_one_is_still_read(case, tmp_path, test_digits):
     path = tmp_path / "digit.png"
