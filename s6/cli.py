@@ -82,6 +82,9 @@ def add_model_flags(parser):
 def load_model(args):
     """The --model class with the --weights, ready to read digits."""
     weights = args.weights or RESULTS / f"{args.model}-seed1" / "model.pt"
+    if not args.weights and not weights.exists():
+        raise ValueError(f"no committed weights for --model {args.model} ({weights}): train it with "
+                         f"s6_train.py --model {args.model}, then give its model.pt with --weights")
     return load_weights(MODELS[args.model](), weights).eval()
 
 

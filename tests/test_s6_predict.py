@@ -37,6 +37,14 @@ def test_model_alone_reads_with_that_models_committed_weights(test_digits, tmp_p
     assert result.stdout.startswith(f"{path}: {test_digits[1][0]} (")
 
 
+def test_a_model_without_committed_weights_is_a_one_line_error_saying_how_to_get_them(test_digits, tmp_path):
+    path = tmp_path / "digit.jpg"
+    as_photo(test_digits[0][0]).save(path)
+    result = run_script("s6_predict.py", path, "--model", "baseline")
+    assert_one_line_error(result)
+    assert "no committed weights for --model baseline" in result.stderr and "--weights" in result.stderr
+
+
 @pytest.mark.parametrize("case", ["missing", "not an image", "blank", "truncated", "huge", "a folder"])
 def test_bad_image_exits_non_zero_with_one_line_and_the_good_one_is_still_read(case, tmp_path, test_digits):
     path = tmp_path / "digit.png"
