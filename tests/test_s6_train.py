@@ -41,15 +41,15 @@ def test_every_train_flag_has_help_text():
         assert f"--{flag}" in text
 
 
-def test_invalid_value_is_a_one_line_error_naming_the_field():
-    result = run_script("s6_train.py", "--lr", "-1", "--data-dir", DATA_DIR)
+def test_invalid_value_is_a_one_line_error_naming_the_field(tmp_path):
+    result = run_script("s6_train.py", "--lr", "-1", "--data-dir", DATA_DIR, "--out", tmp_path / "run")
     assert_one_line_error(result)
     assert "TrainConfig.lr=-1.0" in result.stderr
 
 
 def test_missing_data_is_a_one_line_error(tmp_path):
     env = {**os.environ, "no_proxy": "*", "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
-    result = run_script("s6_train.py", "--data-dir", tmp_path, "--epochs", "1", env=env)
+    result = run_script("s6_train.py", "--data-dir", tmp_path, "--epochs", "1", "--out", tmp_path / "run", env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "train-images-idx3-ubyte" in result.stderr
 
