@@ -73,28 +73,35 @@ class Net(GapNet):
         ), channels=32)
 
 
+def separable_features(widths, dropout):
+    """The smaller models' features: Net's layout of six blocks and two pools, with full convolutions at
+    28x28 only and separable ones after, where full ones would cost most. `widths`: each block's channels."""
+    c1, c2, c3, c4, c5, c6 = widths
+    return nn.Sequential(
+        conv_bn(1, c1),  # c1 x 28x28, RF 3
+        conv_bn(c1, c2),  # c2 x 28x28, RF 5
+        nn.MaxPool2d(2),  # c2 x 14x14, RF 6
+        separable_bn(c2, c3),  # c3 x 14x14, RF 10
+        separable_bn(c3, c4),  # c4 x 14x14, RF 14
+        nn.MaxPool2d(2),  # c4 x 7x7, RF 16
+        separable_bn(c4, c5, dropout=dropout),  # c5 x 7x7, RF 24
+        separable_bn(c5, c6),  # c6 x 7x7, RF 32
+    )
+
+
 class SmallNet(GapNet):
     """Under 8,000 parameters (7,670), RF 32: TinyNet's layout, wider after 28x28.
 
-    Full convolutions at 28x28, where they are cheap in parameters; separable ones after, where full ones
-    would cost most, so that the 14x14 and 7x7 blocks can be 32-48 channels wide. Trained with lighter
-    augmentation and a higher peak learning rate than Net (RECIPES in s6/config.py): a network this small
-    underfits rather than overfits.
+    Separable convolutions after 28x28 let the 14x14 and 7x7 blocks be 32-48 channels wide. Trained with
+    lighter augmentation and a higher peak learning rate than Net (RECIPES in s6/config.py): a network this
+    small underfits rather than overfits.
     """
 
     key = "small"
+    widths = (8, 12, 32, 32, 48, 40)  # 40 channels last keep the total under 8,000
 
     def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 8),  # 8x28x28, RF 3
-            conv_bn(8, 12),  # 12x28x28, RF 5
-            nn.MaxPool2d(2),  # 12x14x14, RF 6
-            separable_bn(12, 32),  # 32x14x14, RF 10
-            separable_bn(32, 32),  # 32x14x14, RF 14
-            nn.MaxPool2d(2),  # 32x7x7, RF 16
-            separable_bn(32, 48, dropout=dropout),  # 48x7x7, RF 24
-            separable_bn(48, 40),  # 40x7x7, RF 32: 40 channels keep the total under 8,000
-        ), channels=40)
+        super().__init__(separable_features(self.widths, dropout), channels=self.widths[-1])
 
 
 class TinyNet(GapNet):
@@ -105,36 +112,20 @@ class TinyNet(GapNet):
     """
 
     key = "tiny"
+    widths = (8, 12, 24, 24, 32, 28)  # 28 channels last keep the total under 5,000
 
     def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 8),  # 8x28x28, RF 3
-            conv_bn(8, 12),  # 12x28x28, RF 5
-            nn.MaxPool2d(2),  # 12x14x14, RF 6
-            separable_bn(12, 24),  # 24x14x14, RF 10
-            separable_bn(24, 24),  # 24x14x14, RF 14
-            nn.MaxPool2d(2),  # 24x7x7, RF 16
-            separable_bn(24, 32, dropout=dropout),  # 32x7x7, RF 24
-            separable_bn(32, 28),  # 28x7x7, RF 32: 28 channels keep the total under 5,000
-        ), channels=28)
+        super().__init__(separable_features(self.widths, dropout), channels=self.widths[-1])
 
 
 class MicroNet(GapNet):
     """Under 2,000 parameters (1,750), RF 32: 4 and 8 channels at 28x28, separable convolutions after."""
 
     key = "micro"
+    widths = (4, 8, 12, 12, 16, 16)
 
     def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 4),  # 4x28x28, RF 3
-            conv_bn(4, 8),  # 8x28x28, RF 5
-            nn.MaxPool2d(2),  # 8x14x14, RF 6
-            separable_bn(8, 12),  # 12x14x14, RF 10
-            separable_bn(12, 12),  # 12x14x14, RF 14
-            nn.MaxPool2d(2),  # 12x7x7, RF 16
-            separable_bn(12, 16, dropout=dropout),  # 16x7x7, RF 24
-            separable_bn(16, 16),  # 16x7x7, RF 32
-        ), channels=16)
+        super().__init__(separable_features(self.widths, dropout), channels=self.widths[-1])
 
 
 class BaselineNet(nn.Module):

@@ -95,7 +95,7 @@ def start_fresh(folder, overwrite):
 def resume(args):
     folder = Path(args.resume)
     run = saved_run(folder)
-    if run is None or (run.finished and run.record is None):
+    if run is None:
         raise ValueError(f"{folder} holds no run to resume (no checkpoint.pt)")
     changed = {name: value for name, value in given_settings(args).items()
                if name not in RESUME_MAY_CHANGE and value != getattr(run.config, name)}

@@ -145,12 +145,16 @@ def config_from_record(saved, source):
         raise CheckpointError(f"{source} holds a config this version rejects: {error}") from None
 
 
-def load_config(path):
-    """The TrainConfig saved in a checkpoint."""
-    state = load_torch_file(path)
+def checkpoint_config(state, path):
+    """The TrainConfig in a checkpoint's loaded `state` (read from `path`)."""
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} holds weights only, not a checkpoint of a run: it cannot be resumed")
     return config_from_record(state["config"], path)
+
+
+def load_config(path):
+    """The TrainConfig saved in a checkpoint."""
+    return checkpoint_config(load_torch_file(path), path)
 
 
 def read_metrics(path):
@@ -184,7 +188,7 @@ def saved_run(folder):
         return SavedRun(config, len(record.get("history") or []), True, record)
     if "checkpoint.pt" in present:
         state = load_torch_file(folder / "checkpoint.pt")
-        config = load_config(folder / "checkpoint.pt")
+        config = checkpoint_config(state, folder / "checkpoint.pt")
         record = read_metrics(folder / "metrics.json") if "metrics.json" in present else None
         return SavedRun(config, state.get("epoch", 0), False, record)
     raise CheckpointError(f"{folder} holds {' and '.join(present)} but not a whole run: move it away, or replace "

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from s6.checkpoints import CheckpointError, load_weights
-from s6.config import TrainConfig
+from s6.config import RECIPES, TrainConfig
 from s6.data import MnistDataError
 from s6.training import TrainingDiverged
 from s6_model import MODELS
@@ -40,7 +40,8 @@ def add_config_flags(parser, names=None):
         if names is not None and f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
-        help = f.metadata["help"] + (f" (default: {f.default})" if f.default is not None else "")
+        default = "the model's, in RECIPES" if f.name in RECIPES["net"] else f.default
+        help = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
         if f.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:

@@ -35,28 +35,24 @@ RECIPES = {
 
 @dataclass
 class TrainConfig:
-    """Every hyperparameter of a run. The defaults produce the README result."""
+    """Every hyperparameter of a run. The defaults produce the README result; a field whose default is None
+    takes its model's value from RECIPES."""
 
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
-    epochs: int = _field(None, "training epochs (default: the model's, in RECIPES)")
+    epochs: int = _field(None, "training epochs")
     batch_size: int = _field(128, "training batch size")
-    lr: float = _field(None, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum; default: the "
-                             "model's, in RECIPES)")
+    lr: float = _field(None, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
     momentum: float = _field(0.9, "SGD momentum, which OneCycle moves opposite to the rate: 0.05 above this at the "
                                   "lowest rate, 0.05 below it at the peak")
     weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")
-    pct_start: float = _field(None, "fraction of steps spent warming up to the peak rate: early peak, long anneal "
-                                    "(default: the model's, in RECIPES)")
+    pct_start: float = _field(None, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
     ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
                                    "(0: off); it averages out the noise of a high learning rate")
-    rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image (default: the "
-                                         "model's, in RECIPES)")
-    translate: float = _field(None, "random shift range per training image, as a fraction of its width "
-                                    "(default: the model's, in RECIPES)")
-    scale: float = _field(None, "random zoom range per training image: 1 +- scale (default: the model's, in "
-                                "RECIPES)")
+    rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image")
+    translate: float = _field(None, "random shift range per training image, as a fraction of its width")
+    scale: float = _field(None, "random zoom range per training image: 1 +- scale")
     pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
     precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
     channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "

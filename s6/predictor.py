@@ -88,10 +88,15 @@ def sheet_of_paper(dark):
     return region
 
 
+def edge_pixels(array):
+    """The values along a picture's four edges, as one flat array."""
+    return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+
+
 def touching_the_edge(mask, min_depth):
     """The parts of `mask` that reach the picture's edge and are deep: a desk, a shadow, no stroke."""
     labels, part_depths = depths(mask)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = np.unique(edge_pixels(labels))
     return np.isin(labels, [label for label in edge if label and part_depths[label - 1] >= min_depth])
 
 
@@ -111,19 +116,19 @@ def find_ink(gray):
     surface is the sheet, and the ink is dark.
     """
     dark = gray < otsu_threshold(gray)
-    edge = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
     surface = np.ones_like(dark)
-    ink_is_dark = edge.mean() < 0.5
+    ink_is_dark = edge_pixels(dark).mean() < 0.5
     paper = None if ink_is_dark else sheet_of_paper(dark)
     if paper is not None:
         ink_is_dark = True
         # less a thin rim: the sheet's edge blurs into the desk, and no digit is written on it
         surface = ndimage.binary_erosion(paper, iterations=max(1, round(0.01 * min(gray.shape))))
-    ink = (dark if ink_is_dark else ~dark) & surface
+    ink_shade = dark if ink_is_dark else ~dark
+    ink = ink_shade & surface
     ink &= ~touching_the_edge(ink, 0.12 * min(gray.shape))
     if not ink.any():
         raise ValueError("no digit found: the image is blank")
-    ground = surface & ~(dark if ink_is_dark else ~dark)
+    ground = surface & ~ink_shade
     light = gray if ink_is_dark else 1 - gray  # ground light, ink dark
     # the ground's own brightness nearby, averaged over ground pixels only: uneven light and shadows are
     # divided out, and only the ink stays dark

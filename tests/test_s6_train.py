@@ -146,7 +146,9 @@ def test_a_new_run_into_a_folder_with_a_finished_run_is_refused_unless_told_to_o
 
 
 def stopped_run(config, folder):
-    """A run of `config` in `folder`, stopped by Ctrl-C during its last epoch, before that epoch was saved."""
+    """A run of `config` in `folder`, stopped by Ctrl-C during its last epoch, before that epoch was saved.
+
+    `small_config(max_batches=5)` is the run that `s6_train.py` makes with SMALL's flags."""
     def log(line):
         if line.startswith(f"{config.epochs:5d} |"):
             raise KeyboardInterrupt
@@ -154,20 +156,15 @@ def stopped_run(config, folder):
         fit(config, out_dir=folder, progress=False, log=log)
 
 
-def small_run_config(**overrides):
-    """The config of `s6_train.py` with SMALL's flags."""
-    return TrainConfig(epochs=2, max_batches=5, batch_size=32, device="cpu", data_dir=DATA_DIR, **overrides)
-
-
-def test_a_new_run_into_a_stopped_runs_folder_is_refused_with_how_to_resume_it(tmp_path):
-    stopped_run(small_run_config(), tmp_path)
+def test_a_new_run_into_a_stopped_runs_folder_is_refused_with_how_to_resume_it(tmp_path, small_config):
+    stopped_run(small_config(max_batches=5), tmp_path)
     refused = run_script("s6_train.py", *SMALL, "--out", tmp_path)
     assert_one_line_error(refused)
     assert f"stopped after epoch 1 of 2: continue it with --resume {tmp_path}" in refused.stderr
 
 
-def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run, tmp_path):
-    stopped_run(small_run_config(), tmp_path / "net-seed1")
+def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run, tmp_path, small_config):
+    stopped_run(small_config(max_batches=5), tmp_path / "net-seed1")
     result = run_script("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
     assert result.returncode == 0, result.stderr
     assert "resuming after epoch 1" in result.stdout
@@ -176,8 +173,9 @@ def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run
     assert without_seconds(resumed) == without_seconds(uninterrupted)
 
 
-def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes_the_run(tmp_path):
-    stopped_run(small_run_config(), tmp_path / "run")
+def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes_the_run(tmp_path,
+                                                                                         small_config):
+    stopped_run(small_config(max_batches=5), tmp_path / "run")
     moved = tmp_path / "moved-data" / "MNIST" / "raw"
     moved.mkdir(parents=True)
     for name in MNIST_FILES:
