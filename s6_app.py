@@ -5,7 +5,8 @@
 
 For each picture it shows the ten class probabilities, the 28x28 image the network actually
 receives (made MNIST-like exactly as s6_predict.py does it), and says "not sure" where the network
-is unsure, by the same rule as s6_predict.py. It listens on this computer only unless --host says
+is unsure and "not a digit" where the picture is unlike every digit the network was trained on (then
+with no probabilities), by the same rules as s6_predict.py. It listens on this computer only unless --host says
 otherwise (--host 0.0.0.0 serves every network the computer is on).
 """
 
@@ -15,16 +16,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from s6.cli import add_model_flags, load_model, parser_for, run_main
+from s6.cli import RESULTS, add_model_flags, load_model, parser_for, run_main
 from s6.data import MNIST_MEAN, MNIST_STD
-from s6.predictor import mnist_like, open_image, read_digit
+from s6.predictor import FEATURES_FILE, features_beside, open_image, prepare, read_digit
 
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
 
 
+NOT_A_DIGIT = "Not a digit: this is unlike every digit the network learned from."
+
+
 def verdict(reading):
-    """One line for the page: the digit, or that the network is not sure and between which two."""
+    """One line for the page: the digit, that the network is not sure and between which two, or that the
+    picture is not a digit."""
     first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
+    if reading.not_a_digit:
+        return NOT_A_DIGIT
     if reading.unsure:
         return f"Not sure: {first} ({probabilities[first]:.0%}) or {second} ({probabilities[second]:.0%})"
     return f"It reads {first} ({probabilities[first]:.0%})"
@@ -37,25 +44,27 @@ def as_preview(digit):
     return image.resize((28 * PREVIEW_SCALE, 28 * PREVIEW_SCALE), Image.Resampling.NEAREST)
 
 
-def read_picture(model, picture):
-    """(verdict, {digit: probability}, preview) for a PIL picture; a message and no outputs for a bad one."""
+def read_picture(model, picture, features=None):
+    """(verdict, {digit: probability}, preview) for a PIL picture; a message and no outputs for a bad one,
+    and no probabilities for one that is not a digit (features: the model's DigitFeatures, or None)."""
     try:
-        digit = mnist_like(picture)
+        prepared = prepare(picture)
     except ValueError as error:
         return f"Nothing to read: {error}", None, None
-    reading = read_digit(model, digit)
-    return verdict(reading), {str(d): p for d, p in enumerate(reading.probabilities)}, as_preview(digit)
+    reading = read_digit(model, prepared.digit, features, prepared.digit_size)
+    probabilities = None if reading.not_a_digit else {str(d): p for d, p in enumerate(reading.probabilities)}
+    return verdict(reading), probabilities, as_preview(prepared.digit)
 
 
-def read_drawing(model, drawing):
+def read_drawing(model, drawing, features=None):
     """What the sketchpad holds (a dict with the flattened picture under 'composite'), read."""
     picture = (drawing or {}).get("composite")
     if picture is None or picture.convert("RGBA").getchannel("A").getbbox() is None:  # nothing drawn, or all erased
         return "Draw one digit, large, in the box.", None, None
-    return read_picture(model, picture)
+    return read_picture(model, picture, features)
 
 
-def read_upload(model, path):
+def read_upload(model, path, features=None):
     """An uploaded file, read; anything that is not a picture of a digit gets a message, not an error."""
     if not path:
         return "Upload a photo or scan of one digit.", None, None
@@ -63,11 +72,14 @@ def read_upload(model, path):
         picture = open_image(path)
     except ValueError as error:
         return f"Cannot read {Path(path).name}: {error}", None, None
-    return read_picture(model, picture)
+    return read_picture(model, picture, features)
 
 
-def build_app(model):
-    """The demo as a gr.Blocks for `model`: a sketchpad and an upload box beside what the network makes of them."""
+def build_app(model, features=None):
+    """The demo as a gr.Blocks for `model`: a sketchpad and an upload box beside what the network makes of them.
+
+    features: the model's DigitFeatures (s6.predictor.features_beside its model.pt), without which nothing
+    is called "not a digit"."""
     import gradio as gr
 
     with gr.Blocks(title="S6: a compact CNN reads your digit") as app:
@@ -89,8 +101,8 @@ def build_app(model):
                 preview = gr.Image(label="what the network sees: 28x28, made MNIST-like", type="pil",
                                    interactive=False, height=300, elem_id="preview")
         outputs = [answer, probabilities, preview]
-        sketchpad.change(lambda drawing: read_drawing(model, drawing), sketchpad, outputs)
-        upload.change(lambda path: read_upload(model, path), upload, outputs)
+        sketchpad.change(lambda drawing: read_drawing(model, drawing, features), sketchpad, outputs)
+        upload.change(lambda path: read_upload(model, path, features), upload, outputs)
     return app
 
 
@@ -101,8 +113,13 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     args = parser.parse_args(argv)
     model = load_model(args)
+    weights = args.weights or RESULTS / f"{args.model}-seed1" / "model.pt"
+    features = features_beside(weights)
+    if features is None:
+        print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "
+              f"(s6_predict.py --calibrate writes it)", file=sys.stderr)
     try:
-        app = build_app(model)
+        app = build_app(model, features)
     except ImportError:
         raise ValueError("the app needs Gradio: pip install -r requirements-app.txt") from None
     try:

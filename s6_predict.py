@@ -2,50 +2,83 @@
 
     python s6_predict.py my_seven.png photo_of_a_three.jpg
     python s6_predict.py digit.png --model tiny    # TinyNet, the weights of results/tiny-seed1
+    python s6_predict.py --calibrate --weights results/run/model.pt   # once, for your own model
 
-A photo or scan of one digit, any size, in colour, on paper or a board, upright or turned by its EXIF
-tag: each is made MNIST-like (the ink found on its writing surface, the light evened out, the stroke
-brought to MNIST's width, cropped, fitted into 20x20 and centred by mass in 28x28) before the model
-sees it. One line per image: the digit and its probability, or "unsure" with the two likeliest where
-the network is not confident. A bad file prints an error line and the others still run; the exit
+A photo or scan of one digit, any size from 8x8 up, in colour, on paper or a board, upright or turned
+by its EXIF tag: each is made MNIST-like (the ink found on its writing surface, the light evened out,
+the stroke brought to MNIST's width, cropped, fitted into 20x20 and centred by mass in 28x28; a small
+picture keeps its grey levels) before the model sees it. One line per image: the digit and its
+probability; "unsure" with the two likeliest where the network is not confident; or "not a digit" where
+the network's features of the picture are unlike those of every digit it was trained on (a letter, a
+doodle, two digits side by side). A bad file prints an error line and the others still run; the exit
 code is 1 if any image failed.
+
+"Not a digit" needs the statistics of the model's features on training digits, digit-features.pt beside
+its model.pt: committed for the four models, written for another by --calibrate (about a minute on a CPU).
 """
 
 import sys
+from pathlib import Path
 
-from s6.cli import add_model_flags, load_model, parser_for, run_main
-from s6.predictor import load_digit, read_digit
+from s6.cli import RESULTS, add_model_flags, add_overwrite_flag, load_model, parser_for, refuse_to_replace, run_main
+from s6.predictor import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, features_beside, open_image, prepare, read_digit
 
 
 def parse_args(argv=None):
     parser = parser_for(__doc__)
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, one digit each")
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="PNG or JPEG files, one digit each")
     add_model_flags(parser)
-    return parser.parse_args(argv)
+    parser.add_argument("--calibrate", action="store_true",
+                        help=f"fit the model's {FEATURES_FILE} on MNIST's training images, beside its weights")
+    parser.add_argument("--data-dir", default="data", help="the folder that holds MNIST/raw/ (for --calibrate)")
+    add_overwrite_flag(parser, FEATURES_FILE)
+    args = parser.parse_args(argv)
+    if not args.images and not args.calibrate:
+        parser.error("give one or more images (or --calibrate)")
+    return args
 
 
 def describe(reading):
-    """'7 (99.2%)', or 'unsure: 7 (52.0%) or 1 (40.3%)', then all ten probabilities."""
+    """'7 (99.2%)', 'unsure: 7 (52.0%) or 1 (40.3%)' or 'not a digit (...)', then all ten probabilities."""
     first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
     spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
+    if reading.not_a_digit:
+        return f"not a digit (as a digit: {first}, {probabilities[first]:.1%})  {spread}"
     if reading.unsure:
         return (f"unsure: {first} ({probabilities[first]:.1%}) or {second} ({probabilities[second]:.1%})"
                 f"  {spread}")
     return f"{first} ({probabilities[first]:.1%})  {spread}"
 
 
+def calibrate(model, weights, data_dir, overwrite):
+    """Fit DigitFeatures on MNIST's training images (DigitFeatures.fit_on_mnist) and save them beside `weights`."""
+    out = Path(weights).parent / FEATURES_FILE
+    refuse_to_replace([out], overwrite)
+    features = DigitFeatures.fit_on_mnist(model, data_dir)
+    features.save(out)
+    print(f"{out}: threshold {features.threshold:.1f} ({1 - DIGIT_QUANTILE:.1%} of held-out training digits "
+          f"lie beyond it)")
+
+
 def main(argv=None):
     args = parse_args(argv)
     model = load_model(args)
+    weights = Path(args.weights) if args.weights else RESULTS / f"{args.model}-seed1" / "model.pt"
+    if args.calibrate:
+        calibrate(model, weights, args.data_dir, args.overwrite)
+    features = features_beside(weights)
+    if args.images and features is None:
+        print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "
+              f"(s6_predict.py --calibrate writes it)", file=sys.stderr)
     failed = False
     for path in args.images:
         try:
-            image = load_digit(path)
+            prepared = prepare(open_image(path))
         except ValueError as error:
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True
             continue
-        print(f"{path}: {describe(read_digit(model, image))}")
+        print(f"{path}: {describe(read_digit(model, prepared.digit, features, prepared.digit_size))}")
     return 1 if failed else 0
 
 

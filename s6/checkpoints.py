@@ -54,12 +54,15 @@ def save_model(path, model):
 
 
 def summarize(history, target=TARGET_ACC):
-    """Final and best test accuracy, the best epoch, and the first epoch at or above the target."""
-    accs = [record["test_acc"] for record in history]
-    best = max(range(len(accs)), key=accs.__getitem__)
-    first = next((record["epoch"] for record in history if record["test_acc"] >= target), None)
-    return {"final_test_acc": accs[-1], "best_test_acc": accs[best], "best_epoch": history[best]["epoch"],
-            "first_epoch_at_target": first, "target": target}
+    """Final and best test accuracy, the best epoch, and the first epoch at or above the target, of the
+    epochs evaluated (a run without eval_each_epoch evaluates its last only); None before any was."""
+    evaluated = [record for record in history if record["test_acc"] is not None]
+    if not evaluated:
+        return None
+    best = max(evaluated, key=lambda record: record["test_acc"])
+    first = next((record["epoch"] for record in evaluated if record["test_acc"] >= target), None)
+    return {"final_test_acc": evaluated[-1]["test_acc"], "best_test_acc": best["test_acc"],
+            "best_epoch": best["epoch"], "first_epoch_at_target": first, "target": target}
 
 
 def run_record(config, model, history):
@@ -68,13 +71,16 @@ def run_record(config, model, history):
     return {"config": config.to_dict(), "parameters": count_parameters(model), "device": device.type,
             "machine": machine_name(device), "torch": torch.__version__,
             "eval_set": "validation" if config.val_split else "test",
-            "summary": summarize(history) if history else None, "history": history}
+            "summary": summarize(history), "history": history}
 
 
 def save_checkpoint(out_dir, run, config, history):
     """checkpoint.pt (everything a resume needs) and metrics.json, after the last epoch of `history`."""
+    # torch before 2.4 puts OneCycleLR's annealing method in its state, which weights_only loading refuses;
+    # the method comes from the constructor anyway
+    scheduler = {name: value for name, value in run.scheduler.state_dict().items() if not callable(value)}
     checkpoint = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                  "scheduler": run.scheduler.state_dict(), "epoch": history[-1]["epoch"], "history": history,
+                  "scheduler": scheduler, "epoch": history[-1]["epoch"], "history": history,
                   "config": config.to_dict(), "ema": run.ema.state_dict() if run.ema else None}
     atomic_write(out_dir / "checkpoint.pt", partial(torch.save, checkpoint))
     save_json(out_dir / "metrics.json", run_record(config, run.model, history))
@@ -211,5 +217,6 @@ def writable_folder(folder):
 
 def remove_run(folder):
     """Delete a run's files from `folder` (nothing else there), so that a new run starts clean."""
-    for name in RUN_FILES:
+    # digit-features.pt (s6_predict.py --calibrate) describes the old model.pt's features, not the new one's
+    for name in (*RUN_FILES, "digit-features.pt"):
         (Path(folder) / name).unlink(missing_ok=True)

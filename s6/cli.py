@@ -40,7 +40,7 @@ def add_config_flags(parser, names=None):
         if names is not None and f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = "the model's, in RECIPES" if f.name in RECIPES["net"] else f.default
+        default = "the model's, in RECIPES, or the --recipe's" if f.name in RECIPES["net"] else f.default
         help = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
         if f.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)

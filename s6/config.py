@@ -22,14 +22,23 @@ def _field(default, help):
     return field(default=default, metadata={"help": help})
 
 
-# The settings that differ between models: Net's, and what each other model changes, chosen on the
-# validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig takes these
+# The settings that differ between models or recipes: Net's, and what each other model changes, chosen on
+# the validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig takes these
 # from its model's row unless it is given them.
 RECIPES = {
-    "net": dict(epochs=20, lr=0.1, pct_start=0.2, rotate_degrees=10.0, translate=0.1, scale=0.1),
+    "net": dict(epochs=20, batch_size=128, lr=0.1, pct_start=0.2, ema_decay=0.998, rotate_degrees=10.0,
+                translate=0.1, scale=0.1, eval_each_epoch=True),
     "small": dict(epochs=15, lr=0.4, rotate_degrees=5.0, translate=0.05, scale=0.05),
     "tiny": dict(epochs=15, lr=0.4, rotate_degrees=5.0, translate=0.05, scale=0.05),
     "micro": dict(pct_start=0.3),
+}
+# Recipes a run may select by name instead of its model's default (TrainConfig.recipe), chosen on the
+# validation split too: each changes its model's RECIPES row, and a setting given explicitly still wins.
+NAMED_RECIPES = {
+    # 99.4% as soon as possible: a OneCycle compressed to five epochs at twice the peak rate, no augmentation
+    # (a short run underfits), evaluated after the last epoch only
+    "quick": {"net": dict(epochs=5, lr=0.2, ema_decay=0.99, rotate_degrees=0.0, translate=0.0, scale=0.0,
+                          eval_each_epoch=False)},
 }
 
 
@@ -39,8 +48,10 @@ class TrainConfig:
     takes its model's value from RECIPES."""
 
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
+    recipe: str = _field("default", "the model's 'default' recipe, or a named one that changes it: " + "; ".join(
+        f"'{name}' (for {', '.join(rows)})" for name, rows in NAMED_RECIPES.items()))
     epochs: int = _field(None, "training epochs")
-    batch_size: int = _field(128, "training batch size")
+    batch_size: int = _field(None, "training batch size")
     lr: float = _field(None, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
     momentum: float = _field(0.9, "SGD momentum, which OneCycle moves opposite to the rate: 0.05 above this at the "
                                   "lowest rate, 0.05 below it at the peak")
@@ -48,7 +59,7 @@ class TrainConfig:
     pct_start: float = _field(None, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(0.05, "rate of the dropout layers; small, as augmentation already regularises")
-    ema_decay: float = _field(0.998, "evaluate an exponential moving average of the weights with this decay "
+    ema_decay: float = _field(None, "evaluate an exponential moving average of the weights with this decay "
                                    "(0: off); it averages out the noise of a high learning rate")
     rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image")
     translate: float = _field(None, "random shift range per training image, as a fraction of its width")
@@ -62,14 +73,20 @@ class TrainConfig:
     cuda_graphs: bool = _field(True, "on CUDA, replay each full batch's forward and backward as CUDA graphs: "
                                      "launching a step's many small kernels, not running them, bounds a GPU here")
     val_split: int = _field(0, "hold out this many training images and evaluate on them instead of the test set")
+    eval_each_epoch: bool = _field(None, "evaluate after every epoch; off: after the last only, the run's result, "
+                                         "which spares a short run evaluations that cannot reach the target")
     seed: int = _field(1, "seed for weights, data order, augmentation and dropout")
     device: str | None = _field(None, "cpu, cuda or mps; default: the best available")
     data_dir: str = _field("data", "folder holding MNIST/raw/ (downloaded there when online)")
     max_batches: int = _field(0, "batches per epoch for smoke runs; 0 means all")
 
     def __post_init__(self):
-        recipe = {**RECIPES["net"], **RECIPES.get(self.model, {})}
-        for name, value in recipe.items():
+        named = NAMED_RECIPES.get(self.recipe, {})
+        if self.recipe != "default" and self.model not in named:
+            raise ValueError(f"TrainConfig.recipe={self.recipe!r} is not valid for model {self.model!r}: "
+                             f"{field_help('recipe')}")
+        row = {**RECIPES["net"], **RECIPES.get(self.model, {}), **named.get(self.model, {})}
+        for name, value in row.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         checks = {

@@ -29,10 +29,11 @@ class MnistDataError(RuntimeError):
 
 
 def _missing_message(raw):
-    names = "\n".join(f"  {raw / name}" for name in MNIST_FILES)
-    return (f"MNIST is not in {raw} and could not be downloaded. Put the four uncompressed files there:\n"
-            f"{names}\n(the .gz files from an MNIST mirror, unpacked with gunzip), or run once on a machine "
-            f"with internet, where torchvision downloads them.")
+    """One line: where the files go, which they are, and the two ways to get them."""
+    missing = [name for name in MNIST_FILES if not (raw / name).exists()]
+    return (f"MNIST is not in {raw} and could not be downloaded: put {', '.join(missing)} there (unpacked "
+            f"with gunzip from an MNIST mirror's .gz files), or run once with internet, where torchvision "
+            f"downloads them")
 
 
 @cache  # a run reads the same files for its training and test sets
@@ -127,7 +128,10 @@ def random_affine(images, degrees, translate, scale):
 
 
 def augment_settings(config):
-    return dict(degrees=config.rotate_degrees, translate=config.translate, scale=config.scale)
+    """The ranges of the random affine, or None where all are 0: then no image is resampled (grid_sample) at
+    all, and no random numbers are drawn for it."""
+    settings = dict(degrees=config.rotate_degrees, translate=config.translate, scale=config.scale)
+    return settings if any(settings.values()) else None
 
 
 class TensorLoader:

@@ -1,7 +1,8 @@
 """Speed: the CPU- and GPU-specific tricks, all switched on by one call, `speed_up`.
 
-None of them changes what a run computes on the CPU (the tests compare values and gradients), and
-the plain training loop knows nothing of them:
+Channels-last pooling and the layouts compute the same values (the tests compare values and gradients);
+bf16 autocast rounds differently, and moves a run's result by less than seeds differ. The plain training
+loop knows nothing of them:
 
 - bfloat16 autocast for the training forward, on a CPU with AVX-512-BF16 or AMX;
 - max-pooling in channels-last layout on a CPU (`MaxPool2dNHWC`);
@@ -19,6 +20,15 @@ import torch
 from torch import nn
 
 
+def cpu_has_bf16():
+    """Whether this CPU has AVX-512-BF16 or AMX, or None where this torch cannot tell: the probes are
+    private torch functions, and releases before 2.4 lack them."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if not all(probes):
+        return None
+    return any(probe() for probe in probes)
+
+
 def use_bf16(precision, device):
     """Whether to train under bfloat16 autocast: 'auto' means on a CPU with AVX-512-BF16 or AMX only.
 
@@ -27,9 +37,7 @@ def use_bf16(precision, device):
     """
     if precision != "auto":
         return precision == "bf16"
-    if torch.device(device).type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return False
+    return torch.device(device).type == "cpu" and bool(cpu_has_bf16())
 
 
 def use_channels_last_pooling(config, device):
@@ -124,7 +132,8 @@ def capture_weight_average(ema, model):
 
 
 def speed_up(model, config, ema=None):
-    """Switch on every trick that suits `config` and the model's device, in place. Returns their names.
+    """Switch on every trick that suits `config` and the model's device, in place. Returns their names, and
+    a note for a trick skipped because this torch release cannot tell whether the hardware has it.
 
     `ema`, the weight average built from `model`, gets the same max-pools and memory layout, and on
     CUDA its update is captured too. `release(model)` turns the forward back into the class's own.
@@ -143,6 +152,8 @@ def speed_up(model, config, ema=None):
     bf16 = use_bf16(config.precision, device)
     if bf16:
         tricks.append("bf16 autocast")
+    elif config.precision == "auto" and device.type == "cpu" and cpu_has_bf16() is None:
+        tricks.append(f"no bf16 autocast (torch {torch.__version__} cannot tell whether this CPU has bf16)")
     if bf16 or config.channels_last:
         # a partial of the model itself, unlike a closure, follows the model into deep copies
         model.forward = partial(_fast_forward, model, bf16=bf16, channels_last=config.channels_last)

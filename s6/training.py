@@ -94,7 +94,7 @@ class Run(NamedTuple):
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: object
     eval_loader: object
-    speed: list  # names of the speed tricks switched on
+    speed: list  # names of the speed tricks switched on (and of any skipped, say why)
 
 
 def set_up(config, device):
@@ -165,15 +165,18 @@ EPOCH_HEADER = "epoch | train loss  train acc | test loss  test acc |     lr    
 
 
 def format_epoch(record):
-    return (f"{record['epoch']:5d} | {record['train_loss']:10.4f} {record['train_acc']:9.2f}% | "
-            f"{record['test_loss']:9.4f} {record['test_acc']:8.2f}% | {record['lr']:.3e} | "
-            f"{record['seconds']:7.1f}")
+    test = (f"{record['test_loss']:9.4f} {record['test_acc']:8.2f}%" if record["test_acc"] is not None
+            else f"{'not evaluated':>19}")
+    return (f"{record['epoch']:5d} | {record['train_loss']:10.4f} {record['train_acc']:9.2f}% | {test} | "
+            f"{record['lr']:.3e} | {record['seconds']:7.1f}")
 
 
 def fit(config, out_dir=None, resume=False, progress=True, log=print):
     """Train `config.model` as the config says. Returns (model, history): one record per epoch.
 
     The returned model is the one evaluated: the weight average when config.ema_decay is set.
+    Without config.eval_each_epoch only the last epoch is evaluated: the others' test_loss and test_acc
+    are None.
     With `out_dir`, each epoch ends by writing checkpoint.pt and metrics.json there (atomically), and
     the run ends with model.pt; `resume=True` continues from out_dir/checkpoint.pt.
     """
@@ -192,7 +195,10 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
         started = time.perf_counter()
         train = train_one_epoch(run.model, run.train_loader, run.optimizer, run.scheduler, config, epoch,
                                 run.ema, progress)
-        test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
+        if config.eval_each_epoch or epoch == config.epochs:
+            test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
+        else:
+            test = {"test_loss": None, "test_acc": None}
         history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
         log(format_epoch(history[-1]))
         if out_dir:

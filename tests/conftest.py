@@ -1,5 +1,8 @@
 """Shared set-up: paths, small configs, running the scripts as a user does, and one short run for many tests."""
 
+import contextlib
+import importlib
+import io
 import os
 import subprocess
 import sys
@@ -15,8 +18,9 @@ from s6_utils import TrainConfig  # noqa: E402
 # The real MNIST files: `../shared/mnist/install data` offline, torchvision's download online.
 DATA_DIR = os.environ.get("S6_DATA_DIR", str(ROOT / "data"))
 WEIGHTS = ROOT / "results" / "net-seed1" / "model.pt"
-# s6_train.py flags for a run of a few batches on the CPU
-SMALL = ["--epochs", "2", "--max-batches", "5", "--batch-size", "32", "--device", "cpu",
+# s6_train.py flags for a run of a few batches on the CPU: the run of `small_config()`. Each epoch evaluates
+# max-batches batches of 1,000 test images, most of such a run's time, so they are few.
+SMALL = ["--epochs", "2", "--max-batches", "3", "--batch-size", "32", "--device", "cpu",
          "--data-dir", DATA_DIR, "--no-progress"]
 
 
@@ -29,9 +33,31 @@ def without_seconds(history):
 
 
 def run_script(script, *args, timeout=300, **kwargs):
-    """Run one of the scripts in a subprocess, as a user would from the repository's root."""
+    """Run one of the scripts in a subprocess, as a user would from the repository's root: for the tests of
+    what only a process shows (its exit code, a signal, all it prints); the others use `run_in_process`."""
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT, **kwargs)
+
+
+@pytest.fixture
+def run_in_process(capsys, monkeypatch, tmp_path_factory):
+    """`run_script` without a new process and its seconds of torch start-up: the script's main(argv) as its
+    `__main__` runs it (one-line errors and exit code 1 from run_main, argparse's exit code 2), with its stdout and
+    stderr, in a CompletedProcess. It runs in an empty folder, so that a default path writes nothing here."""
+    from s6.cli import run_main
+
+    def run(script, *args):
+        module = importlib.import_module(Path(script).stem)
+        argv = [str(arg) for arg in args]
+        monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+        capsys.readouterr()  # what the test printed before
+        try:
+            code = run_main(module.main, argv)
+        except SystemExit as exit:
+            code = exit.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([script, *argv], code, out, err)
+    return run
 
 
 def assert_one_line_error(result):
@@ -68,18 +94,43 @@ def test_digits(mnist_test):
 
 
 @pytest.fixture
+def offline(monkeypatch):
+    """No MNIST download: torchvision's fails as it does without a network."""
+    from torchvision import datasets
+
+    def no_network(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+    monkeypatch.setattr(datasets.MNIST, "download", no_network)
+
+
+def small(**overrides):
+    """A config for runs of a few batches on the CPU, SMALL's; keyword arguments override fields."""
+    settings = dict(epochs=2, max_batches=3, batch_size=32, data_dir=DATA_DIR, device="cpu")
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
 def small_config():
-    """A config for runs of a few batches on the CPU; keyword arguments override fields."""
-    def make(**overrides):
-        settings = dict(epochs=2, max_batches=3, batch_size=32, data_dir=DATA_DIR, device="cpu")
-        return TrainConfig(**{**settings, **overrides})
-    return make
+    """`small`, the config for runs of a few batches on the CPU; keyword arguments override fields."""
+    return small
+
+
+@pytest.fixture(scope="session")
+def small_run():
+    """`fit(small())`, run once for the tests that read it: (model, history, the lines it logged)."""
+    from s6.training import fit
+
+    lines = []
+    model, history = fit(small(), progress=False, log=lines.append)
+    return model, history, lines
 
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """A folder holding a finished `s6_train.py` run of two short epochs; copy it before changing it."""
+    import s6_train
+
     out = tmp_path_factory.mktemp("finished") / "run"
-    result = run_script("s6_train.py", *SMALL, "--out", out)
-    assert result.returncode == 0, result.stderr
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert s6_train.main([*SMALL, "--out", str(out)]) == 0
     return out

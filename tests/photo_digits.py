@@ -5,9 +5,10 @@ phone's EXIF rotation tag, a transparent PNG, a thin or a thick pen, a digit off
 a board, and a JPEG of all of that at once. The pen's stroke is the MNIST digit scaled up and cut at a
 level of its grey, so every picture keeps its digit's label.
 
-    python tests/photo_digits.py      # how s6_predict.py reads them -> results/photo-digits.json
+    python tests/photo_digits.py --overwrite   # how s6_predict.py reads them -> results/photo-digits.json
 """
 
+import argparse
 import io
 import json
 import sys
@@ -127,33 +128,55 @@ def photo_digits(digits, labels, per_kind, seed=0):
     return pictures
 
 
-def main():
+def outcome(reading, label):
+    """'right', 'unsure', 'not a digit' or 'wrong' (confidently) for a Reading of a digit `label`."""
+    if reading.not_a_digit:
+        return "not a digit"
+    if reading.unsure:
+        return "unsure"
+    return "right" if reading.digit == label else "wrong"
+
+
+def main(argv=None):
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root))
     import torch
 
     from s6.checkpoints import load_weights
+    from s6.cli import add_overwrite_flag, refuse_to_replace
     from s6.data import mnist_dataset, normalize
-    from s6.predictor import mnist_like, read_digit
+    from s6.predictor import features_beside, prepare, read_digit
     from s6_model import Net
 
-    model = load_weights(Net(), root / "results" / "net-seed1" / "model.pt").eval()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=root / "results" / "photo-digits.json", type=Path,
+                        help="where to write the counts (default: results/photo-digits.json)")
+    add_overwrite_flag(parser, "--out")
+    args = parser.parse_args(argv)
+    out = args.out
+    refuse_to_replace([out], args.overwrite)
+    weights = root / "results" / "net-seed1" / "model.pt"
+    model, features = load_weights(Net(), weights).eval(), features_beside(weights)
     test = mnist_dataset(root / "data", train=False)
     with torch.inference_mode():  # source digits: those the network reads right as they are
         right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets
     digits, labels = test.data[right].numpy(), test.targets[right].numpy()
-    counts = {kind: {"right": 0, "unsure": 0, "wrong": 0} for kind in KINDS}
+    outcomes = ("right", "unsure", "not a digit", "wrong")
+    counts = {kind: dict.fromkeys(outcomes, 0) for kind in KINDS}
     for kind, label, image, _ in photo_digits(digits, labels, per_kind=30):
-        reading = read_digit(model, mnist_like(image))
-        outcome = "unsure" if reading.unsure else "right" if reading.digit == label else "wrong"
-        counts[kind][outcome] += 1
-    total = {outcome: sum(c[outcome] for c in counts.values()) for outcome in ("right", "unsure", "wrong")}
-    out = root / "results" / "photo-digits.json"
+        prepared = prepare(image)
+        counts[kind][outcome(read_digit(model, prepared.digit, features, prepared.digit_size), label)] += 1
+    total = {name: sum(c[name] for c in counts.values()) for name in outcomes}
     out.write_text(json.dumps({"per_kind": counts, "total": total}, indent=2) + "\n")
-    for kind, c in counts.items():
-        print(f"{kind:18s} right {c['right']:3d}  unsure {c['unsure']:3d}  wrong {c['wrong']:3d}")
-    print(f"{'all':18s} right {total['right']:3d}  unsure {total['unsure']:3d}  wrong {total['wrong']:3d} -> {out}")
+    for kind, c in dict(counts, all=total).items():
+        print(f"{kind:18s} right {c['right']:3d}  unsure {c['unsure']:3d}  not a digit {c['not a digit']:3d}  "
+              f"wrong {c['wrong']:3d}")
+    print(f"-> {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from s6.cli import run_main
+
+    sys.exit(run_main(main))

@@ -1,9 +1,12 @@
 """s6/config.py: settings are checked where they are made; the device is the best available or the one asked for."""
 
+import json
+
 import pytest
 import torch
+from conftest import ROOT
 
-from s6.config import RECIPES, TrainConfig, get_device, machine_name
+from s6.config import NAMED_RECIPES, RECIPES, TrainConfig, get_device, machine_name
 
 
 @pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
@@ -31,14 +34,38 @@ def test_each_model_takes_its_own_recipe_unless_told_otherwise():
     assert TrainConfig(model="arch1").epochs == 20  # not in RECIPES: Net's recipe
 
 
+def test_the_default_config_is_still_the_one_the_committed_net_seeds_trained_with():
+    saved = json.loads((ROOT / "results" / "net" / "seeds.json").read_text())["config"]
+    assert TrainConfig(**saved) == TrainConfig()
+
+
+def test_the_quick_recipe_changes_nets_row_and_a_setting_given_still_wins():
+    quick = TrainConfig(recipe="quick")
+    row = {**RECIPES["net"], **NAMED_RECIPES["quick"]["net"]}
+    assert set(NAMED_RECIPES["quick"]["net"]) <= set(RECIPES["net"]), "only a setting in RECIPES can be changed"
+    assert {name: getattr(quick, name) for name in row} == row
+    assert quick.epochs < TrainConfig().epochs and not quick.eval_each_epoch
+    assert TrainConfig(recipe="quick", epochs=5).epochs == 5
+    assert TrainConfig(**quick.to_dict()) == quick
+
+
+@pytest.mark.parametrize("model, recipe", [("micro", "quick"), ("net", "fastest")])
+def test_a_recipe_the_model_does_not_have_is_a_value_error_naming_the_field(model, recipe):
+    with pytest.raises(ValueError, match=f"TrainConfig.recipe='{recipe}'"):
+        TrainConfig(model=model, recipe=recipe)
+
+
 def test_config_survives_a_round_trip_through_its_dict():
     config = TrainConfig(model="tiny", epochs=15, seed=3)
     assert TrainConfig(**config.to_dict()) == config
 
 
-def test_explicit_cpu_preference_wins():
+@pytest.mark.parametrize("cuda, mps, best", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_the_default_device_is_cuda_else_mps_else_cpu_and_an_explicit_cpu_wins(monkeypatch, cuda, mps, best):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert get_device() == torch.device(best)
     assert get_device("cpu") == torch.device("cpu")
-    assert get_device().type in {"cuda", "mps", "cpu"}
 
 
 def test_unavailable_device_is_a_clear_error():

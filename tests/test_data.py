@@ -66,9 +66,26 @@ def test_training_loader_reshuffles_every_epoch(loaders):
     assert not torch.equal(first, second)
 
 
-def test_validation_split_holds_out_images_from_training():
-    train, val = fast_loaders(TrainConfig(data_dir=DATA_DIR, val_split=10_000), CPU)
-    assert len(train.labels) == 50_000 and len(val.labels) == 10_000
+@pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
+def test_validation_split_holds_out_training_images_that_are_not_trained_on(pipeline):
+    train, val = make_loaders(TrainConfig(data_dir=DATA_DIR, val_split=10_000, pipeline=pipeline), CPU)
+    if pipeline == "fast":
+        trained, held_out = train.images, val.images
+    else:  # Subsets of the training set: the images behind their indices
+        images = mnist_dataset(DATA_DIR, train=True).data.unsqueeze(1)
+        trained, held_out = images[train.dataset.indices], images[val.dataset.indices]
+        assert val.dataset.dataset.train and train.dataset.dataset.train
+    assert len(trained) == 50_000 and len(held_out) == 10_000
+    # each image as one number, to compare sets of images: MNIST's training images are all different
+    weights = torch.randint(1, 2**31, (28 * 28,), generator=torch.Generator().manual_seed(0))
+    fingerprints = {name: set((images.flatten(1).long() @ weights).tolist())
+                    for name, images in [("trained", trained), ("held out", held_out),
+                                         ("training set", mnist_dataset(DATA_DIR, train=True).data.unsqueeze(1)),
+                                         ("test set", mnist_dataset(DATA_DIR, train=False).data.unsqueeze(1))]}
+    assert len(fingerprints["training set"]) == 60_000
+    assert fingerprints["held out"] <= fingerprints["training set"]
+    assert not fingerprints["held out"] & fingerprints["trained"]
+    assert not fingerprints["held out"] & fingerprints["test set"]
 
 
 @pytest.mark.parametrize("pipeline", ["fast", "torchvision"])
@@ -116,15 +133,6 @@ def test_augmented_test_digits_stay_recognisable_to_the_trained_model():
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    from torchvision import datasets
-
-    def no_network(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
-    monkeypatch.setattr(datasets.MNIST, "download", no_network)
-
-
-@pytest.fixture
 def data_copy(tmp_path):
     """A copy of the four MNIST files in tmp_path/MNIST/raw, to damage."""
     raw = tmp_path / "MNIST" / "raw"
@@ -134,11 +142,18 @@ def data_copy(tmp_path):
     return raw
 
 
-def test_missing_data_names_the_four_files(tmp_path, offline):
+def test_missing_data_is_one_line_naming_the_folder_and_the_files_it_lacks(tmp_path, offline):
+    raw = tmp_path / "MNIST" / "raw"
     with pytest.raises(MnistDataError) as error:
         mnist_dataset(tmp_path, train=True)
-    for name in MNIST_FILES:
-        assert str(tmp_path / "MNIST" / "raw" / name) in str(error.value)
+    message = str(error.value)
+    assert "\n" not in message and f"MNIST is not in {raw}" in message
+    assert all(name in message for name in MNIST_FILES)
+    raw.mkdir(parents=True)
+    shutil.copy(Path(DATA_DIR) / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", raw)
+    with pytest.raises(MnistDataError) as error:
+        mnist_dataset(tmp_path, train=False)
+    assert "t10k-labels-idx1-ubyte" not in str(error.value) and "t10k-images-idx3-ubyte" in str(error.value)
 
 
 def test_truncated_file_is_named_with_how_to_recreate_it(data_copy, offline):

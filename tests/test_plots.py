@@ -1,10 +1,13 @@
 """s6/plots.py: every plot returns a figure; the tables and counts are right."""
 
+import json
+
+import pytest
 import torch
-from conftest import quiet
+from conftest import ROOT
 from matplotlib.figure import Figure
 
-from s6.data import fast_loaders
+from s6.data import make_loaders
 from s6.plots import (
     confusion_matrix,
     markdown_table,
@@ -16,19 +19,19 @@ from s6.plots import (
     plot_test_accuracy,
     predict,
 )
-from s6.training import fit
 from s6_model import Net, count_parameters
 
 
-def test_plots_return_figures(small_config):
-    config = small_config()
-    model, history = fit(config, progress=False, log=quiet)
-    train, test = fast_loaders(config, torch.device("cpu"))
+def test_predictions_are_the_evaluated_ones_and_plots_return_figures(small_config, small_run):
+    model, history, _ = small_run
+    train, test = make_loaders(small_config(), "cpu")  # 3 batches of 1,000 test images, as the run evaluated
     images, labels = next(iter(train))
     images, labels, probs = predict(model, test)
-    assert probs.shape == (10_000, 10)
+    assert probs.shape == (3_000, 10) and torch.allclose(probs.sum(1), torch.ones(3_000))
+    assert 100 * (probs.argmax(1) == labels).float().mean().item() == pytest.approx(history[-1]["test_acc"])
     matrix = confusion_matrix(labels, probs.argmax(1))
-    assert matrix.sum() == 10_000 and matrix.shape == (10, 10)
+    assert matrix.sum() == 3_000 and matrix.shape == (10, 10)
+    assert matrix.trace().item() == (probs.argmax(1) == labels).sum().item()
     figures = [plot_samples(images[:32], labels[:32]), plot_history(history),
                plot_misclassified(images, labels, probs), plot_confusion_matrix(matrix),
                plot_test_accuracy({"run": history})]
@@ -54,3 +57,12 @@ def test_model_summary_leaves_the_model_as_it_was():
     assert f"Total params: {count_parameters(model):,}" in text
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_run_evaluated_after_its_last_epoch_only_is_plotted_with_its_one_test_point():
+    history = json.loads((ROOT / "results/quick-seed1/metrics.json").read_text())["history"]
+    assert history[0]["test_acc"] is None, "the quick recipe skips evaluations that cannot matter"
+    curves, accuracy = plot_history(history), plot_test_accuracy({"quick": history})
+    test_accuracy = [line for line in curves.axes[1].lines if line.get_label() == "test"][0]
+    assert list(test_accuracy.get_xdata()) == [history[-1]["epoch"]]
+    assert list(accuracy.axes[0].lines[0].get_ydata()) == [history[-1]["test_acc"]]

@@ -1,15 +1,29 @@
-"""s6/predictor.py: a user's picture of a digit is made MNIST-like and read right, or flagged as unsure."""
+"""s6/predictor.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like and read right,
+or flagged as unsure; a picture that is no digit is called so."""
 
+import non_digits as non_digits_script
 import numpy as np
+import photo_digits as photo_digits_script
 import pytest
+import small_digits as small_digits_script
 import torch
-from conftest import WEIGHTS, as_photo
-from photo_digits import KINDS, photo_digits
+from conftest import DATA_DIR, WEIGHTS, as_photo
+from non_digits import mnist_test_distances, non_digits, verdicts
+from photo_digits import KINDS, outcome, photo_digits
 from PIL import Image
+from small_digits import SIZES, small_digit_figures
 
-from s6.checkpoints import load_weights
-from s6.data import normalize
-from s6.predictor import load_digit, mnist_like, read_digit
+from s6.checkpoints import CheckpointError, load_weights
+from s6.data import mnist_dataset, normalize
+from s6.predictor import (
+    FEATURES_FILE,
+    DigitFeatures,
+    features_beside,
+    load_digit,
+    mnist_like,
+    prepare,
+    read_digit,
+)
 from s6_model import Net
 
 BACKGROUND = normalize(torch.tensor(0.0)).item()
@@ -18,6 +32,12 @@ BACKGROUND = normalize(torch.tensor(0.0)).item()
 @pytest.fixture(scope="module")
 def model():
     return load_weights(Net(), WEIGHTS).eval()
+
+
+@pytest.fixture(scope="module")
+def features():
+    """The committed DigitFeatures of the committed Net."""
+    return features_beside(WEIGHTS)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +113,12 @@ def test_mnist_test_digits_saved_as_png_are_read_as_the_network_reads_them(model
     assert wrong <= wrong_as_is
 
 
-def test_photo_like_digits_are_read_right_or_flagged_as_unsure(model, digits_read_right):
+def test_photo_like_digits_are_read_right_or_flagged_as_unsure(model, features, digits_read_right):
     pictures = photo_digits(*digits_read_right, per_kind=6, seed=3)
     outcomes = {kind: [] for kind in KINDS}
     for kind, label, image, _ in pictures:
-        reading = read_digit(model, mnist_like(image))
-        outcomes[kind].append("unsure" if reading.unsure else "right" if reading.digit == label else "wrong")
+        prepared = prepare(image)
+        outcomes[kind].append(outcome(read_digit(model, prepared.digit, features, prepared.digit_size), label))
     everything = sum(outcomes.values(), [])
     assert everything.count("wrong") == 0, {kind: o.count("wrong") for kind, o in outcomes.items()}
     assert everything.count("right") >= 0.95 * len(everything)
@@ -109,3 +129,79 @@ def test_a_confident_reading_is_not_flagged_and_a_split_one_is(model, mnist_test
     assert not read_digit(model, normalize(images[0].unsqueeze(0).float() / 255)).unsure
     blend = (images[0].float() + images[1].float()) / 2 / 255  # a 7 laid over a 2
     assert read_digit(model, normalize(blend.unsqueeze(0))).unsure
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_small_digits_are_read_as_well_as_plainly_upscaled_and_seldom_confidently_wrong(model, features, mnist_test,
+                                                                                     size):
+    images, labels = mnist_test
+    figures = small_digit_figures(model, features, images[:200].numpy(), labels[:200].numpy(), size)
+    assert figures["reader accuracy"] >= figures["yardstick accuracy"] - 0.02, figures
+    assert figures["reader confidently wrong"] <= 0.01, figures
+
+
+@pytest.mark.parametrize("size", [(8, 8), (12, 16), (40, 40)], ids=["8x8", "12x16", "40x40"])
+def test_faint_strokes_on_a_small_picture_are_read_not_called_blank(model, test_digits, size):
+    digits, labels = test_digits
+    for digit, label in zip(digits[:5], labels[:5], strict=True):
+        small = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BOX), np.float32)
+        faint = Image.fromarray(np.uint8(np.round(120 + small / small.max() * 16)))  # 16 grey levels on grey
+        assert read_digit(model, mnist_like(faint)).digit == label
+
+
+@pytest.fixture(scope="module")
+def non_digit_verdicts(model, features, mnist_test):
+    images, _ = mnist_test
+    return [verdict for verdict, _, _ in verdicts(model, features, [p for _, p in non_digits(images.numpy())])]
+
+
+def test_nine_in_ten_pictures_that_are_no_digit_are_called_not_a_digit_or_unsure(non_digit_verdicts):
+    caught = sum(verdict != "digit" for verdict in non_digit_verdicts)
+    assert caught >= 0.9 * len(non_digit_verdicts)
+    assert non_digit_verdicts.count("not a digit") >= 0.75 * len(non_digit_verdicts)
+
+
+def test_at_most_one_percent_of_mnist_test_digits_read_right_are_called_not_a_digit(model, features, mnist_test):
+    images, labels = mnist_test
+    distances, right = mnist_test_distances(model, features, images[:3000], labels[:3000])
+    assert ((distances > features.threshold) & right).sum() <= 0.01 * right.sum()
+
+
+def test_without_digit_features_nothing_is_called_not_a_digit(model, mnist_test):
+    images, _ = mnist_test
+    pictures = [picture for _, picture in non_digits(images.numpy())[:20]]
+    assert "not a digit" not in [verdict for verdict, _, _ in verdicts(model, None, pictures)]
+
+
+@pytest.fixture(scope="module")
+def training_digits():
+    """1,500 MNIST training digits made MNIST-like as PNGs of them would be, and their labels."""
+    train = mnist_dataset(DATA_DIR, train=True)
+    return torch.stack([mnist_like(Image.fromarray(d)) for d in train.data[:1500].numpy()]), train.targets[:1500]
+
+
+def test_committed_digit_features_are_those_of_the_committed_models_training_digits(model, features,
+                                                                                  training_digits):
+    digits, labels = training_digits
+    refit = DigitFeatures.fit(model, digits[:1000], labels[:1000], digits[1000:], quantile=0.995)
+    spread = features.means.std(0).mean()  # how far apart the classes lie
+    assert (refit.means - features.means).abs().mean() < 0.1 * spread
+    assert 0.5 * features.threshold < refit.threshold < 2 * features.threshold
+
+
+def test_digit_features_are_saved_and_loaded_and_another_file_is_a_one_line_error(features, tmp_path):
+    features.save(tmp_path / FEATURES_FILE)
+    loaded = DigitFeatures.load(tmp_path / FEATURES_FILE)
+    assert torch.equal(loaded.means, features.means) and loaded.threshold == features.threshold
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="does not hold digit features"):
+        DigitFeatures.load(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("script", [photo_digits_script, small_digits_script, non_digits_script],
+                         ids=["photo_digits.py", "small_digits.py", "non_digits.py"])
+def test_the_reader_set_scripts_refuse_to_replace_their_results_unless_told_to_overwrite(script, tmp_path):
+    (tmp_path / "earlier.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'earlier.json'}.* already.*--overwrite"):
+        script.main(["--out", str(tmp_path / "earlier.json")])
+    assert (tmp_path / "earlier.json").read_text() == "{}"

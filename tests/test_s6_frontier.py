@@ -38,7 +38,16 @@ def test_a_budget_where_some_seed_never_reached_the_target_says_how_many_did():
     assert "| — (2 of 5 seeds reach it) |" in s6_frontier.table({2_000: stats})
 
 
-def test_the_references_table_lists_every_public_point():
-    table = s6_frontier.references_table()
-    for count, accuracy, repository, _ in s6_frontier.REFERENCES:
-        assert f"| {count:,} | {accuracy:.2f}% | `{repository}` |" in table
+def test_the_references_are_one_public_point_per_budget_each_under_it():
+    budgets = sorted(s6_frontier.BUDGETS)
+    for count, *_ in s6_frontier.REFERENCES:
+        assert count < budgets[-1]
+    under = [min(budget for budget in budgets if count < budget) for count, *_ in s6_frontier.REFERENCES]
+    assert sorted(under) == budgets
+
+
+def test_the_references_table_prints_one_row_per_point_with_its_count_figure_and_repository():
+    header, rule, *rows = s6_frontier.references_table().splitlines()
+    assert header == "| parameters | test accuracy | repository | what the figure is |"
+    assert rows[0].startswith("| 18,594 | 99.60% | `piygr/s6erav1` | the best of 20 logged epochs")
+    assert len(rows) == len(s6_frontier.REFERENCES)

@@ -56,8 +56,8 @@ def test_model_keeps_plain_max_pools_when_channels_last_pooling_is_off_or_moot(o
     assert not any(isinstance(m, MaxPool2dNHWC) for m in model.modules())
 
 
-def test_channels_last_pooling_changes_no_result_of_a_run(small_config):
-    _, fast = fit(small_config(), progress=False, log=quiet)
+def test_channels_last_pooling_changes_no_result_of_a_run(small_run, small_config):
+    _, fast, _ = small_run
     _, plain = fit(small_config(channels_last_pooling=False), progress=False, log=quiet)
     assert without_seconds(fast) == without_seconds(plain)
 
@@ -121,3 +121,14 @@ def test_weight_average_replayed_from_a_cuda_graph_matches_the_eager_update():
             graphed.update_parameters(model)
     for name, value in eager.state_dict().items():
         torch.testing.assert_close(graphed.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_without_torchs_private_bf16_probes_bf16_is_skipped_and_the_speed_list_says_so(monkeypatch):
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, probe, raising=False)  # as on torch 2.3, which lacks them
+    config = TrainConfig(precision="auto", device="cpu")
+    model = build_model(config, "cpu")
+    tricks = speed_up(model, config, build_ema(model, config))
+    assert "bf16 autocast" not in tricks
+    assert [trick for trick in tricks if trick.startswith("no bf16 autocast (torch ")], tricks
+    assert "forward" not in vars(model), "the model runs its own fp32 forward"

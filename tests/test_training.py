@@ -1,6 +1,7 @@
 """s6/training.py: the loop learns, repeats under a seed, stops on divergence; the weight average is right."""
 
 import dataclasses
+import math
 import time
 from itertools import chain
 
@@ -11,8 +12,7 @@ from conftest import DATA_DIR, quiet, without_seconds
 from torch.optim.swa_utils import AveragedModel
 
 from s6.config import TrainConfig, seed_everything
-from s6.data import fast_loaders, make_loaders
-from s6.speed import speed_up
+from s6.data import fast_loaders
 from s6.training import (
     TrainingDiverged,
     build_ema,
@@ -20,6 +20,7 @@ from s6.training import (
     evaluate,
     evaluated,
     fit,
+    set_up,
     train_one_epoch,
 )
 from s6_model import MODELS, Net
@@ -62,31 +63,26 @@ def test_fit_on_a_few_batches_returns_the_model_and_a_well_formed_history(small_
         assert record["train_loss"] > 0 and record["lr"] > 0 and record["seconds"] > 0
 
 
-def test_fit_prints_the_config_once_and_one_line_per_epoch(small_config):
-    lines = []
-    fit(small_config(), progress=False, log=lines.append)
+def test_fit_prints_the_config_once_and_one_line_per_epoch(small_run):
+    _, history, lines = small_run
     assert sum(line.startswith("config:") for line in lines) == 1
     assert [line.split("|")[0].strip() for line in lines[-2:]] == ["1", "2"]
+    assert f"{history[-1]['test_acc']:.2f}%" in lines[-1]
 
 
-def test_same_seed_twice_gives_identical_metrics_on_cpu(small_config):
-    _, first = fit(small_config(), progress=False, log=quiet)
+def test_same_seed_twice_gives_identical_metrics_on_cpu(small_run, small_config):
+    _, first, _ = small_run
     _, second = fit(small_config(), progress=False, log=quiet)
     _, other_seed = fit(small_config(seed=2), progress=False, log=quiet)
     assert without_seconds(first) == without_seconds(second)
     assert without_seconds(first) != without_seconds(other_seed)
 
 
-def test_the_notebooks_loop_gives_fits_history(small_config):
-    config = small_config(epochs=2)
-    _, fitted = fit(config, progress=False, log=quiet)
-    # the training cell of S6.ipynb, line for line
-    seed_everything(config.seed)
-    model = MODELS[config.model](dropout=config.dropout).to("cpu")
-    train_loader, test_loader = make_loaders(config, "cpu")
-    optimizer, scheduler = build_optimizer(model, config, steps_per_epoch=len(train_loader))
-    ema = build_ema(model, config)
-    speed_up(model, config, ema)
+def test_the_notebooks_loop_gives_fits_history(small_config, small_run):
+    config = small_config()
+    _, fitted, _ = small_run
+    # the training cell of S6.ipynb, whose source tests/test_notebook.py runs in the notebook itself
+    model, ema, optimizer, scheduler, train_loader, test_loader, _ = set_up(config, torch.device("cpu"))
     history = []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
@@ -98,8 +94,14 @@ def test_the_notebooks_loop_gives_fits_history(small_config):
 
 @pytest.mark.parametrize("epochs, batches", [(1, 5), (5, 1), (1, 1)])
 def test_runs_of_a_handful_of_steps_train(small_config, epochs, batches):
-    _, history = fit(small_config(epochs=epochs, max_batches=batches), progress=False, log=quiet)
-    assert len(history) == epochs
+    config = small_config(epochs=epochs, max_batches=batches)
+    seed_everything(config.seed)
+    initial = MODELS[config.model](dropout=config.dropout).state_dict()  # what fit starts from
+    model, history = fit(config, progress=False, log=quiet)
+    assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+    assert all(math.isfinite(r["train_loss"]) and r["test_acc"] is not None for r in history[-1:])
+    trained = model.state_dict()
+    assert any(not torch.equal(initial[name], trained[name]) for name in initial if "weight" in name)
 
 
 def test_non_finite_loss_stops_training_naming_the_epoch(small_config):
