@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from s6.cli import RESULTS, add_model_flags, load_model, parser_for, run_main
+from s6.cli import add_model_flags, load_model, parser_for, run_main, weights_path
 from s6.data import MNIST_MEAN, MNIST_STD
-from s6.predictor import FEATURES_FILE, features_beside, open_image, prepare, read_digit
+from s6.predictor import open_image, prepare
+from s6.reading import FEATURES_FILE, features_beside, read_digit
 
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
 
@@ -78,7 +79,7 @@ def read_upload(model, path, features=None):
 def build_app(model, features=None):
     """The demo as a gr.Blocks for `model`: a sketchpad and an upload box beside what the network makes of them.
 
-    features: the model's DigitFeatures (s6.predictor.features_beside its model.pt), without which nothing
+    features: the model's DigitFeatures (s6.reading.features_beside its model.pt), without which nothing
     is called "not a digit"."""
     import gradio as gr
 
@@ -113,7 +114,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     args = parser.parse_args(argv)
     model = load_model(args)
-    weights = args.weights or RESULTS / f"{args.model}-seed1" / "model.pt"
+    weights = weights_path(args)
     features = features_beside(weights)
     if features is None:
         print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "

@@ -20,8 +20,17 @@ its model.pt: committed for the four models, written for another by --calibrate 
 import sys
 from pathlib import Path
 
-from s6.cli import RESULTS, add_model_flags, add_overwrite_flag, load_model, parser_for, refuse_to_replace, run_main
-from s6.predictor import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, features_beside, open_image, prepare, read_digit
+from s6.cli import (
+    add_model_flags,
+    add_overwrite_flag,
+    load_model,
+    parser_for,
+    refuse_to_replace,
+    run_main,
+    weights_path,
+)
+from s6.predictor import open_image, prepare
+from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, features_beside, read_digit
 
 
 def parse_args(argv=None):
@@ -63,7 +72,7 @@ def calibrate(model, weights, data_dir, overwrite):
 def main(argv=None):
     args = parse_args(argv)
     model = load_model(args)
-    weights = Path(args.weights) if args.weights else RESULTS / f"{args.model}-seed1" / "model.pt"
+    weights = weights_path(args)
     if args.calibrate:
         calibrate(model, weights, args.data_dir, args.overwrite)
     features = features_beside(weights)

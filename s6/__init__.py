@@ -6,6 +6,7 @@ training     set-up, train_one_epoch, evaluate, the weight average, fit
 speed        bf16, channels-last pooling, CUDA graphs: switched on by speed_up()
 checkpoints  checkpoint.pt, metrics.json, model.pt
 plots        figures and tables of a model and a run
-predictor    a user's image made MNIST-like and classified
+predictor    a user's picture of a digit made MNIST-like
+reading      the network's reading of it: a digit, unsure, or not a digit
 cli          the flags and error handling the scripts share
 """

@@ -80,9 +80,14 @@ def add_model_flags(parser):
                                           "results/<model>-seed1/model.pt)")
 
 
+def weights_path(args):
+    """The --weights file, or the --model's committed one (results/<model>-seed1/model.pt)."""
+    return Path(args.weights) if args.weights else RESULTS / f"{args.model}-seed1" / "model.pt"
+
+
 def load_model(args):
     """The --model class with the --weights, ready to read digits."""
-    weights = args.weights or RESULTS / f"{args.model}-seed1" / "model.pt"
+    weights = weights_path(args)
     if not args.weights and not weights.exists():
         raise ValueError(f"no committed weights for --model {args.model} ({weights}): train it with "
                          f"s6_train.py --model {args.model}, then give its model.pt with --weights")

@@ -1,5 +1,4 @@
-"""Reading a user's digit: a picture of one digit made MNIST-like, classified, and flagged when unsure or
-when it is no digit at all.
+"""Preparing a user's digit: a picture of one digit made MNIST-like, for the network to read (s6/reading.py).
 
 MNIST's digits are light strokes on black, about 20 pixels tall, centred by mass in 28x28. A photo is
 anything but: a digit in dark ink on light paper (or chalk on a board), under uneven light, often
@@ -8,16 +7,9 @@ and the ink on it, evens out the light, brings the pen's stroke to MNIST's width
 and centres the digit as MNIST did. A small picture (an icon, an old scanner's 8x8 or 16x16 digit)
 has strokes a pixel or two wide whose grey edges carry the shape: it is read from its grey levels,
 its ink measured against the contrast of the picture itself.
-
-The network has ten answers for any input. `DigitFeatures` says when an input is none of them: the
-network's features of a digit (each channel's average, after every block) lie near those of its class in
-the training set, those of a letter, a doodle or two digits side by side further away (Mahalanobis
-distance to the nearest class, as in Lee et al. 2018, "A simple unified framework for detecting
-out-of-distribution samples").
 """
 
 import warnings
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from s6.checkpoints import CheckpointError, atomic_write, load_torch_file
-from s6.data import mnist_dataset, normalize, split_indices
+from s6.data import normalize
 
 WORKING_SIZE = 256  # pixels along the longer side: plenty for one digit, and quick
 # Pictures up to this many pixels on their longer side are read from their grey levels (grey_ink):
@@ -39,18 +30,6 @@ MIN_CONTRAST = 0.05
 # shrunk to 8x8 and 12x12, as the one with the most read right and not called "not a digit".
 SHARPEN_FROM = 0.2
 STROKE_WIDTH = 2.75  # MNIST's median stroke, in pixels of its 20-pixel digit box (see even_stroke)
-# The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
-# so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
-MIN_PROBABILITY = 0.75
-# A digit under 8 pixels tall in the picture has under a sixth of the pixels of MNIST's 20x20 ones, and the
-# network is sure of more than it gets right there: it must be at least MIN_PROBABILITY_LOW_RESOLUTION sure.
-# Chosen on 2,000 held-out training digits shrunk to 8x8: the lowest of 0.8, 0.85, 0.9 and 0.95 at which
-# under 1% of them were read wrong with confidence (0.4%; 1.0% at 0.85).
-LOW_RESOLUTION_DIGIT = 8
-MIN_PROBABILITY_LOW_RESOLUTION = 0.9
-FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
-# The share of held-out training digits that DigitFeatures' threshold lets through as digits.
-DIGIT_QUANTILE = 0.995
 
 
 def to_gray(image, working_size=WORKING_SIZE):
@@ -310,125 +289,3 @@ def open_image(path):
 def load_digit(path):
     """mnist_like() of an image file; one-line ValueError for a missing, unreadable, huge or blank file."""
     return mnist_like(open_image(path))
-
-
-def pooled_features(model, digits):
-    """(features (N, C), log-probabilities (N, 10)) of a GapNet for normalised (N, 1, 28, 28) digits.
-
-    The features are the average of each channel after every block of convolutions, early and late (C is
-    the sum of their widths: 120 for Net): the early blocks see strokes, the late ones whole digits, and
-    a letter or a doodle is unlike a digit in one or the other.
-    """
-    pooled, x = [], digits
-    for block in model.features:
-        x = block(x)
-        if not isinstance(block, torch.nn.MaxPool2d):
-            pooled.append(x.mean((2, 3)))
-    return torch.cat(pooled, 1), torch.log_softmax(model.head(x), dim=1)
-
-
-def pooled_on_cpu(model, digits):
-    """pooled_features' features, computed where the model is and returned on the CPU."""
-    return pooled_features(model, digits.to(next(model.parameters()).device))[0].float().cpu()
-
-
-def as_read(images):
-    """uint8 MNIST images (N, 28, 28), each made MNIST-like as a PNG of it would be: (N, 1, 28, 28)."""
-    return torch.stack([mnist_like(Image.fromarray(image)) for image in images.numpy()])
-
-
-class DigitFeatures(NamedTuple):
-    """Where the network's features of real digits lie (pooled_features): each class's mean, one covariance
-    shared by the ten, and the distance beyond which a picture is "not a digit".
-
-    Fitted on training images only (`fit`), and saved beside the weights (FEATURES_FILE).
-    """
-
-    means: torch.Tensor  # (10, C)
-    precision: torch.Tensor  # (C, C), the inverse of the shared covariance
-    threshold: float  # squared Mahalanobis distance to the nearest class mean
-
-    @classmethod
-    @torch.inference_mode()
-    def fit(cls, model, digits, labels, held_out, quantile):
-        """Means and covariance of normalised (N, 1, 28, 28) training `digits` with `labels` (N,); the
-        threshold is the `quantile` of the distances of other training digits, `held_out` (M, 1, 28, 28),
-        so that a share 1 - quantile of digits like them lies beyond it."""
-        model.eval()
-        pooled = torch.cat([pooled_on_cpu(model, batch) for batch in digits.split(1000)]).double()
-        means = torch.stack([pooled[labels == k].mean(0) for k in range(10)])
-        centred = pooled - means[labels]
-        covariance = centred.T @ centred / len(pooled)
-        # a small ridge: a channel that ReLU leaves at 0 for nearly every digit makes it singular
-        ridge = 1e-6 * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=covariance.dtype)
-        features = cls(means.float(), torch.linalg.inv(covariance + ridge).float(), 0.0)
-        distances = torch.cat([features.distances(pooled_on_cpu(model, batch)) for batch in held_out.split(1000)])
-        return features._replace(threshold=torch.quantile(distances.double(), quantile).item())
-
-    @classmethod
-    def fit_on_mnist(cls, model, data_dir="data"):
-        """Fitted on MNIST's training images, each made MNIST-like as a PNG of it would be: means and covariance
-        from the 50,000 of the validation split's training part, the threshold (DIGIT_QUANTILE) from the
-        10,000 it holds out. About a minute on a CPU."""
-        train = mnist_dataset(data_dir, train=True)
-        fit, held_out = split_indices(10_000)
-        return cls.fit(model, as_read(train.data[fit]), train.targets[fit], as_read(train.data[held_out]),
-                       DIGIT_QUANTILE)
-
-    def distances(self, pooled):
-        """Squared Mahalanobis distance (N,) of pooled features (N, C) to the nearest class mean."""
-        difference = pooled.unsqueeze(1) - self.means  # (N, 10, C)
-        return torch.einsum("nkc,cd,nkd->nk", difference, self.precision, difference).min(1).values
-
-    def save(self, path):
-        atomic_write(path, partial(torch.save, {"means": self.means, "precision": self.precision,
-                                                "threshold": torch.tensor(self.threshold)}))
-
-    @classmethod
-    def load(cls, path):
-        """The features saved at `path`; CheckpointError for a file that is not one."""
-        state = load_torch_file(path)
-        if not isinstance(state, dict) or set(state) != {"means", "precision", "threshold"}:
-            raise CheckpointError(f"{path} does not hold digit features (written by s6_predict.py --calibrate)")
-        return cls(state["means"], state["precision"], state["threshold"].item())
-
-
-def features_beside(weights):
-    """The DigitFeatures saved beside a model.pt, or None where there are none."""
-    path = Path(weights).parent / FEATURES_FILE
-    return DigitFeatures.load(path) if path.exists() else None
-
-
-class Reading(NamedTuple):
-    """What the network makes of one picture."""
-
-    digit: int  # the likeliest
-    runner_up: int  # the second likeliest
-    probabilities: list  # of the ten classes
-    unsure: bool  # the likeliest digit's probability is below MIN_PROBABILITY (or the low-resolution one)
-    not_a_digit: bool = False  # its features lie beyond DigitFeatures.threshold from every digit's
-    distance: float | None = None  # that distance, where DigitFeatures were given
-
-
-@torch.inference_mode()
-def read_digit(model, digit, features=None, digit_size=None):
-    """The network's reading of one (1, 28, 28) MNIST-like digit.
-
-    features: DigitFeatures of the model, to say when the picture is no digit (without, it never is).
-    digit_size: how many pixels the digit spans in the picture (Prepared.digit_size); a digit under
-    LOW_RESOLUTION_DIGIT must be read with MIN_PROBABILITY_LOW_RESOLUTION to be sure.
-    """
-    model.eval()
-    distance = None
-    digits = digit.unsqueeze(0).to(next(model.parameters()).device)
-    if features is None:
-        log_probabilities = model(digits)
-    else:
-        pooled, log_probabilities = pooled_features(model, digits)
-        distance = features.distances(pooled.float().cpu()).item()
-    probabilities = log_probabilities.exp()[0].float().cpu()
-    top, runner_up = probabilities.topk(2).indices.tolist()
-    low_resolution = digit_size is not None and digit_size < LOW_RESOLUTION_DIGIT
-    needed = MIN_PROBABILITY_LOW_RESOLUTION if low_resolution else MIN_PROBABILITY
-    return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < needed),
-                   distance is not None and distance > features.threshold, distance)

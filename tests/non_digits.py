@@ -223,7 +223,8 @@ def verdicts(model, features, pictures):
     """[(verdict, distance, unsure)] for PIL pictures: 'blank', 'not a digit', 'unsure' or 'digit' as the
     reader says, the squared feature distance to the nearest digit class (None for a blank), and whether
     the network is unsure of its digit, whatever the distance."""
-    from s6.predictor import prepare, read_digit
+    from s6.predictor import prepare
+    from s6.reading import read_digit
 
     out = []
     for picture in pictures:
@@ -244,7 +245,8 @@ def mnist_test_distances(model, features, images, labels):
     label."""
     import torch
 
-    from s6.predictor import mnist_like, pooled_features
+    from s6.predictor import mnist_like
+    from s6.reading import pooled_features
 
     digits = torch.stack([mnist_like(Image.fromarray(image)) for image in images.numpy()])
     with torch.inference_mode():
@@ -294,7 +296,7 @@ def main(argv=None):
     from s6.checkpoints import load_weights
     from s6.cli import add_overwrite_flag, refuse_to_replace
     from s6.data import mnist_dataset
-    from s6.predictor import features_beside
+    from s6.reading import features_beside
     from s6_model import Net
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -145,7 +145,8 @@ def main(argv=None):
     from s6.checkpoints import load_weights
     from s6.cli import add_overwrite_flag, refuse_to_replace
     from s6.data import mnist_dataset, normalize
-    from s6.predictor import features_beside, prepare, read_digit
+    from s6.predictor import prepare
+    from s6.reading import features_beside, read_digit
     from s6_model import Net
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

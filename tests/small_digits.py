@@ -54,7 +54,8 @@ def small_digit_figures(model, features, digits, labels, size):
     import torch
 
     from s6.data import normalize
-    from s6.predictor import prepare, read_digit
+    from s6.predictor import prepare
+    from s6.reading import read_digit
 
     upscaled = normalize(torch.from_numpy(np.stack([plainly_upscaled(shrunk(d, size, "light on dark"))
                                                     for d in digits])).unsqueeze(1))
@@ -89,7 +90,7 @@ def main(argv=None):
     from s6.checkpoints import load_weights
     from s6.cli import add_overwrite_flag, refuse_to_replace
     from s6.data import mnist_dataset
-    from s6.predictor import features_beside
+    from s6.reading import features_beside
     from s6_model import Net
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

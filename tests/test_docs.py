@@ -38,7 +38,7 @@ from conftest import ROOT
 
 from s6.config import TARGET_ACC
 from s6.plots import model_summary
-from s6.predictor import DIGIT_QUANTILE
+from s6.reading import DIGIT_QUANTILE
 from s6_model import (
     MODELS,
     BaselineNet,
@@ -257,7 +257,7 @@ FP32_SPREAD = (derived(FP32, lambda: min(fp32_finals()), PERCENT), derived(FP32,
 
 SMALL, NON_DIGITS = "results/small-digits.json", "results/non-digits.json"
 # the share of held-out training digits beyond the "not a digit" threshold
-OUTSIDE_THRESHOLD = derived("1 - DIGIT_QUANTILE in s6/predictor.py", lambda: 100 * (1 - DIGIT_QUANTILE), "{:g}%".format)
+OUTSIDE_THRESHOLD = derived("1 - DIGIT_QUANTILE in s6/reading.py", lambda: 100 * (1 - DIGIT_QUANTILE), "{:g}%".format)
 
 
 def words_pattern(words):

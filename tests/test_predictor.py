@@ -1,5 +1,5 @@
-"""s6/predictor.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like and read right,
-or flagged as unsure; a picture that is no digit is called so."""
+"""s6/predictor.py and s6/reading.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like
+and read right, or flagged as unsure; a picture that is no digit is called so."""
 
 import non_digits as non_digits_script
 import numpy as np
@@ -15,15 +15,8 @@ from small_digits import SIZES, small_digit_figures
 
 from s6.checkpoints import CheckpointError, load_weights
 from s6.data import mnist_dataset, normalize
-from s6.predictor import (
-    FEATURES_FILE,
-    DigitFeatures,
-    features_beside,
-    load_digit,
-    mnist_like,
-    prepare,
-    read_digit,
-)
+from s6.predictor import load_digit, mnist_like, prepare
+from s6.reading import FEATURES_FILE, DigitFeatures, features_beside, read_digit
 from s6_model import Net
 
 BACKGROUND = normalize(torch.tensor(0.0)).item()

@@ -22,7 +22,7 @@ from non_digits import smiley
 from PIL import Image
 
 from s6.checkpoints import load_weights
-from s6.predictor import features_beside
+from s6.reading import features_beside
 from s6_model import Net
 
 REQUIRED = os.environ.get("S6_REQUIRE_BROWSER") == "1"

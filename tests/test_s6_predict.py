@@ -10,7 +10,7 @@ from conftest import WEIGHTS, as_photo, assert_one_line_error, run_script
 from non_digits import smiley
 from PIL import Image
 
-from s6.predictor import FEATURES_FILE
+from s6.reading import FEATURES_FILE
 from s6_model import Net
 
 
