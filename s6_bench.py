@@ -2,6 +2,7 @@
 
     python s6_bench.py                 # throughput, FLOPs, GFLOP/s -> results/bench.json + README table
     python s6_bench.py --full          # also a full run of each: seconds to 99.4% test accuracy
+    python s6_bench.py --model micro --teacher results/net-seed1 --out results/bench-distilled.json
 
 All ways train the same model in this one process, alternating, for several repetitions; the
 medians are reported with the ratio of the first two. "conventional": torchvision MNIST, per-sample
@@ -9,7 +10,8 @@ PIL RandomAffine, DataLoader, fp32, NCHW. "fast": the default TrainConfig (tenso
 batched augmentation; on a CPU bf16 autocast where it has it and max-pooling in channels-last
 layout; CUDA graphs on a GPU). "quick": the fast way with the quick recipe (a few epochs), whose
 full run is timed against the fast one's. All update the weight average (EMA) every step, as a
-real run does.
+real run does. With --teacher, the ways are instead the --model's fast way without and with that
+distillation teacher, whose forward every step of the student waits for: what distillation costs.
 """
 
 import dataclasses
@@ -36,6 +38,7 @@ from s6.cli import (
 )
 from s6.config import TrainConfig
 from s6.data import FirstBatches
+from s6.distillation import build_teacher
 from s6.speed import use_bf16
 from s6_model import count_parameters
 from s6_utils import (
@@ -61,12 +64,18 @@ def ways(base):
     return {"conventional": conventional, "fast": base, "quick": quick}
 
 
+def distilled_ways(base):
+    """The fast way without the config's distillation teacher, and with it."""
+    return {"fast": dataclasses.replace(base, teacher=None), "distilled": base}
+
+
 class Trainer:
     """One way of training, set up once as `fit` sets it up, so that repetitions time the training steps alone."""
 
     def __init__(self, config, device):
         self.config, self.device = config, device
         self.run = set_up(config, device)  # the weight average is part of every step of a real run, so timed too
+        self.teacher = build_teacher(config, device)
         self.bf16 = use_bf16(config.precision, device)
         self.epoch = 0
 
@@ -74,7 +83,7 @@ class Trainer:
         self.epoch += 1
         run = self.run
         train_one_epoch(run.model, FirstBatches(run.train_loader, batches), run.optimizer, run.scheduler,
-                        self.config, self.epoch, run.ema, progress=False)
+                        self.config, self.epoch, run.ema, progress=False, teacher=self.teacher)
 
     def images_per_second(self, batches):
         if self.device.type == "cuda":
@@ -183,7 +192,9 @@ def seconds_to_target(history, target=TARGET_ACC):
 def run(args):
     base = config_from_args(args)
     device = get_device(base.device)
-    trainers = {name: Trainer(config, device) for name, config in ways(base).items()}
+    compared = distilled_ways(base) if base.teacher else ways(base)
+    base = compared["fast"]
+    trainers = {name: Trainer(config, device) for name, config in compared.items()}
     for trainer in trainers.values():
         trainer.train(args.warmup)
     rates = {name: [] for name in trainers}
@@ -203,6 +214,10 @@ def run(args):
             "median_images_per_second": median, "seconds_per_epoch": 60_000 / median,
             "achieved_gflops": flops * median / 1e9, "fraction_of_matmul": flops * median / 1e9 / peak,
         }
+    if "distilled" in compared:
+        results["distilled_to_fast_seconds"] = (results["ways"]["fast"]["median_images_per_second"]
+                                                / results["ways"]["distilled"]["median_images_per_second"])
+        return results
     results["speedup"] = (results["ways"]["fast"]["median_images_per_second"]
                           / results["ways"]["conventional"]["median_images_per_second"])
     if args.full:
@@ -234,7 +249,9 @@ def table(results):
         })
     quick = results.get("quick_to_fast_seconds_to_target")
     quick = f"The quick recipe reached {TARGET_ACC}% in {quick:.2f} of the fast run's seconds. " if quick else ""
-    text = (markdown_table(rows) + f"\n\nSpeed-up of the fast path: {results['speedup']:.2f}x. {quick}"
+    ratio = (f"Speed-up of the fast path: {results['speedup']:.2f}x." if "speedup" in results else
+             f"A distilled step takes {results['distilled_to_fast_seconds']:.2f}x the seconds of a plain one.")
+    text = (markdown_table(rows) + f"\n\n{ratio} {quick}"
             f"{results['model']} ({results['parameters']:,} parameters), batch {results['batch_size']}, "
             f"{results['flops_per_training_image'] / 1e6:.1f} MFLOP per training image, on "
             f"{results['machine']} (fp32 matmul: {results['matmul_fp32_gflops']:.0f} GFLOP/s); "
@@ -263,10 +280,12 @@ def main(argv=None):
     parser.add_argument("--batches", type=positive_int, default=100, help="training batches per repetition")
     parser.add_argument("--warmup", type=positive_int, default=10, help="untimed batches per pipeline first")
     parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
-    add_config_flags(parser, ["device", "data_dir"])
+    add_config_flags(parser, ["device", "data_dir", "model", "teacher"])
     add_run_flags(parser, out="results/bench.json", progress=False)
     add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
+    if args.teacher and args.full:
+        parser.error("--teacher times training steps only: leave out --full")
     refuse_to_replace([args.out], args.overwrite)
     apply_threads(args)
     results = run(args)

@@ -64,6 +64,13 @@ class TrainConfig:
     rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image")
     translate: float = _field(None, "random shift range per training image, as a fraction of its width")
     scale: float = _field(None, "random zoom range per training image: 1 +- scale")
+    teacher: str | None = _field(None, "distil from this trained network: a model.pt, a run folder, or a --seeds "
+                                       "folder such as results/net (the mean of its seeds' probabilities); none: "
+                                       "labels only, as no budget gained from it on the validation split")
+    distill_temperature: float = _field(4.0, "with a teacher: the temperature that softens both networks' "
+                                             "probabilities in the distillation loss (doc/experiments.md)")
+    distill_mix: float = _field(0.5, "with a teacher: the distillation loss's weight, the label loss's being 1 - this "
+                                     "(0.9 did worse on the validation split)")
     pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
     precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
     channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
@@ -103,6 +110,8 @@ class TrainConfig:
             "rotate_degrees": 0 <= self.rotate_degrees <= 180,
             "translate": 0 <= self.translate < 0.5,
             "scale": 0 <= self.scale < 1,
+            "distill_temperature": self.distill_temperature > 0,
+            "distill_mix": 0 <= self.distill_mix <= 1,
             "pipeline": self.pipeline in PIPELINES,
             "precision": self.precision in PRECISIONS,
             "val_split": 0 <= self.val_split < 60_000,

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from s6.checkpoints import restore_checkpoint, save_checkpoint, save_model
 from s6.config import get_device, seed_everything
 from s6.data import make_loaders
+from s6.distillation import build_teacher, distillation_loss
 from s6.speed import release, speed_up
 from s6_model import MODELS, count_parameters
 
@@ -108,8 +109,10 @@ def set_up(config, device):
     return Run(model, ema, optimizer, scheduler, train_loader, eval_loader, tricks)
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True):
+def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True, teacher=None):
     """One pass over the training loader. Returns its mean loss, accuracy (percent) and starting lr.
+
+    With a `teacher` (s6.distillation.Teacher), the loss mixes in the distillation loss to its probabilities.
 
     Torch is reseeded from (seed, epoch) first, so that the shuffling, augmentation and dropout of
     epoch k do not depend on how the run got there: a resumed run repeats an uninterrupted one.
@@ -127,6 +130,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None
         log_probs = model(images)
         # log_softmax is idempotent, so cross_entropy on log-probabilities is the NLL, smoothed
         loss = F.cross_entropy(log_probs, labels, label_smoothing=config.label_smoothing)
+        if teacher is not None:
+            loss = distillation_loss(log_probs, teacher(images, config.distill_temperature), loss, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -182,6 +187,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
     """
     device = get_device(config.device)
     run = set_up(config, device)
+    teacher = build_teacher(config, device)
     out_dir = Path(out_dir) if out_dir else None
     done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
     if out_dir:
@@ -189,12 +195,13 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
     log(f"config: {json.dumps(config.to_dict())}")
     log(f"model {config.model}: {count_parameters(run.model):,} parameters | device {device} | "
         f"pipeline {config.pipeline} | speed: {', '.join(run.speed) or 'none'}"
+        + (f" | teacher: {config.teacher} (networks: {len(teacher.members)})" if teacher else "")
         + (f" | resuming after epoch {done}" if resume else ""))
     log(EPOCH_HEADER)
     for epoch in range(done + 1, config.epochs + 1):
         started = time.perf_counter()
         train = train_one_epoch(run.model, run.train_loader, run.optimizer, run.scheduler, config, epoch,
-                                run.ema, progress)
+                                run.ema, progress, teacher)
         if config.eval_each_epoch or epoch == config.epochs:
             test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
         else:

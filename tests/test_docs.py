@@ -176,6 +176,7 @@ TARGETS = {"net": stated("99.62%", "Net's target for the mean"),
            "net every seed": stated("99.55%", "Net's target for every seed"),
            "small": stated("99.45%", "SmallNet's target for the mean"),
            "tiny": stated("99.40%", "TinyNet's target for the mean"),
+           "tiny raised": stated("99.45%", "TinyNet's target for the mean since the distillation pass"),
            "micro": stated("99.00%", "MicroNet's target for the mean")}
 REACHED = stated(f"{TARGET_ACC:.2f}%", "TARGET_ACC in s6/config.py")
 
@@ -395,8 +396,9 @@ FIGURES = [
                   lambda: summary("tiny")["final_test_acc_max"] - summary("tiny")["final_test_acc_min"]),
           derived("results/earlier/small7026/small/seeds.json's final_test_acc_max",
                   lambda: summary("earlier/small7026/small")["final_test_acc_max"], PERCENT, relation="above")),
-    Quote("doc/experiments.md", "met.** {} ± {} against ≥ {}; seed 2 ended at {}, the other four at {} or more.",
-          seeds("tiny"), seeds("tiny", "final_test_acc_std", rounded(2)), TARGETS["tiny"],
+    Quote("doc/experiments.md", "met, and the raised target missed.** {} ± {} against ≥ {}, and against the ≥ {} set "
+                                "since; seed 2 ended at {}, the other four at {} or more.",
+          seeds("tiny"), seeds("tiny", "final_test_acc_std", rounded(2)), TARGETS["tiny"], TARGETS["tiny raised"],
           run_acc("tiny-seed2"),
           derived("the lowest last-epoch test_acc of results/tiny-seed{1,3,4,5}",
                   lambda: min(last_acc(f"tiny-seed{seed}") for seed in (1, 3, 4, 5)), PERCENT)),
@@ -405,6 +407,25 @@ FIGURES = [
           run_acc("micro-seed1")),
     Quote("doc/experiments.md", "its training accuracy on augmented images ({} for seed 1 in its last epoch)",
           run_acc("micro-seed1", key="train_acc")),
+    # doc/experiments.md: distillation
+    Quote("doc/experiments.md", "and MicroNet distilled from them ended {} (T = 4) and {} (T = 2) below its own "
+                                "recipe on seed 1, {} with the teacher's weight at 0.9.",
+          val_gap(["2k1pct3-s1"], ["2kkdT4m5-seed1"]), val_gap(["2k1pct3-s1"], ["2kkdT2m5-seed1"]),
+          val_gap(["2k1pct3-s1"], ["2kkdT4m9-seed1"])),
+    Quote("doc/experiments.md", "MicroNet ended {} lower on the mean of two seeds",
+          val_gap(["2k1pct3-s1", "2k1pct3-s2"], ["2kkdT1m5-seed1", "2kkdT1m5-seed2"])),
+    Quote("doc/experiments.md", "TinyNet and SmallNet {} and {} lower on seed 1, and Net, from the mean of both "
+                                "teachers, level (a mean of {} against {}).",
+          val_gap(["5k1Llr4-s1"], ["5kkdT1m5-seed1"]), val_gap(["8kW-s1"], ["8kkdT1m5-seed1"]),
+          val_mean("20kkdT1m5-seed1", "20kkdT1m5-seed2", fmt=PERCENT3), val_mean("Y", "Y2", fmt=PERCENT3)),
+    Quote("doc/experiments.md", "itself {} less accurate than `kd-teacher-seed1`, at T = 4: MicroNet ended at a "
+                                "mean of {} against {}, TinyNet {} lower on seed 1.",
+          val_gap(["kd-teacher-seed1"], ["kd-teacher-LS0-seed1"]), val_mean("2kkdLS0T4m5-seed1", "2kkdLS0T4m5-seed2"),
+          val_mean("2k1pct3-s1", "2k1pct3-s2"), val_gap(["5k1Llr4-s1"], ["5kkdLS0T4m5-seed1"])),
+    Quote("doc/experiments.md", "with one Net as teacher took {} the seconds of a plain one, and a Net step with "
+                                "the mean of the five committed Nets {} (",
+          field("results/bench-distilled.json", "distilled_to_fast_seconds", fmt=RATIO),
+          field("results/bench-distilled-ensemble.json", "distilled_to_fast_seconds", fmt=RATIO)),
     # doc/experiments.md: how each budget's recipe was chosen
     Quote("doc/experiments.md", "moved it most: {} and {} against {} and {} with Net's ({} on the mean)",
           val("8k1L-s1"), val("8k1L-s2"), val("8k1-s1"), val("8k1-s2"),

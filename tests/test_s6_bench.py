@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import DATA_DIR, assert_one_line_error
+from conftest import DATA_DIR, WEIGHTS, assert_one_line_error
 
 from s6_bench import seconds_to_target, step_phases
 from s6_utils import set_up
@@ -44,3 +44,17 @@ def test_step_phases_time_each_phase_of_the_training_steps(small_config):
     assert list(phases) == ["data", "forward", "backward", "optimizer", "weight average"]
     assert all(seconds > 0 for seconds in phases.values())
     assert run.scheduler.last_epoch == 2  # the steps were taken
+
+
+def test_with_a_teacher_the_bench_times_the_model_without_and_with_it(tmp_path, run_in_process):
+    out = tmp_path / "bench.json"
+    result = run_in_process("s6_bench.py", "--reps", "2", "--batches", "2", "--warmup", "1", "--device", "cpu",
+                            "--data-dir", DATA_DIR, "--model", "micro", "--teacher", WEIGHTS, "--out", out)
+    assert result.returncode == 0, result.stderr
+    bench = json.loads(out.read_text())
+    fast, distilled = bench["ways"]["fast"], bench["ways"]["distilled"]
+    assert (fast["config"]["teacher"], distilled["config"]["teacher"]) == (None, str(WEIGHTS))
+    assert fast["config"]["model"] == distilled["config"]["model"] == bench["model"] == "micro"
+    ratio = fast["median_images_per_second"] / distilled["median_images_per_second"]
+    assert bench["distilled_to_fast_seconds"] == ratio
+    assert "A distilled step takes" in result.stdout

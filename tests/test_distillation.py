@@ -1,0 +1,77 @@
+"""Distillation: the loss, the teacher S6's committed networks make, and a distilled run."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, SMALL, WEIGHTS, assert_one_line_error
+
+from s6.checkpoints import CheckpointError
+from s6.distillation import Teacher, build_teacher, distillation_loss, load_network, teacher_files
+from s6.training import fit
+from s6_model import MicroNet, Net
+from s6_utils import TrainConfig
+
+RESULTS = ROOT / "results"
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def test_the_loss_mixes_the_label_loss_with_the_softened_kl_divergence():
+    log_probs = torch.randn(8, 10).log_softmax(1)
+    teacher_probs = torch.randn(8, 10).softmax(1)
+    label_loss = torch.tensor(0.7)
+    config = TrainConfig(distill_temperature=3.0, distill_mix=0.25)
+    kl = F.kl_div((log_probs / 3).log_softmax(1), teacher_probs, reduction="batchmean")
+    assert torch.allclose(distillation_loss(log_probs, teacher_probs, label_loss, config), 0.75 * 0.7 + 0.25 * 9 * kl)
+    # a student that already gives the teacher's softened probabilities has nothing to learn from it
+    agreeing = (teacher_probs.log() * 3).log_softmax(1)
+    only_soft = TrainConfig(distill_temperature=3.0, distill_mix=1.0)
+    assert distillation_loss(agreeing, teacher_probs, label_loss, only_soft).abs() < 1e-6
+
+
+def test_a_seeds_folder_is_the_mean_of_its_seeds_probabilities(images):
+    files = teacher_files(RESULTS / "net")
+    assert files == [RESULTS / f"net-seed{seed}" / "model.pt" for seed in range(1, 6)]
+    members = [load_network(file, "cpu") for file in files[:2]]
+    probs = Teacher(members)(images, temperature=2.0)
+    assert probs.is_inference()  # no autograd graph is kept for the teacher
+    assert probs.shape == (16, 10) and torch.allclose(probs.sum(1), torch.ones(16))
+    alone = [Teacher([member])(images, temperature=2.0) for member in members]
+    assert torch.allclose(probs, (alone[0] + alone[1]) / 2)
+
+
+def test_a_teachers_class_is_recognised_from_its_weights(tmp_path):
+    assert isinstance(load_network(WEIGHTS, "cpu"), Net)
+    assert isinstance(load_network(RESULTS / "micro-seed1" / "model.pt", "cpu"), MicroNet)
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="none of the models"):
+        load_network(tmp_path / "model.pt", "cpu")
+
+
+def test_the_teachers_bf16_probabilities_are_its_fp32_ones_to_within_a_hundredth(images):
+    fp32 = build_teacher(TrainConfig(teacher=str(WEIGHTS), precision="fp32", device="cpu"), "cpu")
+    bf16 = build_teacher(TrainConfig(teacher=str(WEIGHTS), precision="bf16", device="cpu"), "cpu")
+    assert (fp32(images, 4.0) - bf16(images, 4.0)).abs().max() < 0.01
+
+
+def test_a_teacher_that_trained_on_the_validation_images_is_refused():
+    with pytest.raises(ValueError, match="has seen this run's 10,000 validation images"):
+        build_teacher(TrainConfig(teacher=str(RESULTS / "net"), val_split=10_000), "cpu")
+
+
+def test_a_distilled_run_trains_and_differs_from_the_plain_one(small_config, small_run):
+    _, plain, _ = small_run
+    lines = []
+    _, distilled = fit(small_config(teacher=str(WEIGHTS)), progress=False, log=lines.append)
+    assert f"teacher: {WEIGHTS} (networks: 1)" in lines[1]
+    assert [r["epoch"] for r in distilled] == [1, 2]
+    assert distilled[0]["train_loss"] != plain[0]["train_loss"]
+
+
+def test_a_missing_teacher_is_a_one_line_error(run_in_process, tmp_path):
+    result = run_in_process("s6_train.py", *SMALL, "--teacher", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert_one_line_error(result)
+    assert "nowhere: no such file" in result.stderr
