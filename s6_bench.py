@@ -193,7 +193,7 @@ def run(args):
     base = config_from_args(args)
     device = get_device(base.device)
     compared = distilled_ways(base) if base.teacher else ways(base)
-    base = compared["fast"]
+    base = compared["fast"]  # the student without its teacher, whose FLOPs the GFLOP/s count
     trainers = {name: Trainer(config, device) for name, config in compared.items()}
     for trainer in trainers.values():
         trainer.train(args.warmup)
@@ -250,7 +250,8 @@ def table(results):
     quick = results.get("quick_to_fast_seconds_to_target")
     quick = f"The quick recipe reached {TARGET_ACC}% in {quick:.2f} of the fast run's seconds. " if quick else ""
     ratio = (f"Speed-up of the fast path: {results['speedup']:.2f}x." if "speedup" in results else
-             f"A distilled step takes {results['distilled_to_fast_seconds']:.2f}x the seconds of a plain one.")
+             f"A distilled step takes {results['distilled_to_fast_seconds']:.2f}x the seconds of a plain one "
+             f"(GFLOP/s count the student's FLOPs alone).")
     text = (markdown_table(rows) + f"\n\n{ratio} {quick}"
             f"{results['model']} ({results['parameters']:,} parameters), batch {results['batch_size']}, "
             f"{results['flops_per_training_image'] / 1e6:.1f} MFLOP per training image, on "

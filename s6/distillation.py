@@ -25,12 +25,15 @@ class Teacher(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
 
-    @torch.inference_mode()
     def forward(self, images, temperature):
-        """(N, 1, 28, 28) images -> (N, 10) probabilities at `temperature`, the members' mean."""
-        # the networks return log-probabilities, which differ from logits by a constant per image: the
-        # same softmax at any temperature
-        return torch.stack([F.softmax(member(images) / temperature, dim=1) for member in self.members]).mean(0)
+        """(N, 1, 28, 28) images -> (N, 10) probabilities at `temperature`, the members' mean: targets, which
+        carry no autograd history."""
+        with torch.inference_mode():
+            # the networks return log-probabilities, which differ from logits by a constant per image: the
+            # same softmax at any temperature
+            probs = torch.stack([F.softmax(member(images) / temperature, dim=1) for member in self.members])
+        # a copy made outside inference mode: autograd refuses to save an inference tensor for the backward
+        return probs.mean(0).clone()
 
 
 def teacher_files(path):
@@ -52,7 +55,11 @@ def teacher_files(path):
 
 
 def load_network(path, device):
-    """The network a model.pt holds, of whichever class in s6_model.MODELS its weights fit, in eval mode."""
+    """The network a model.pt (or a checkpoint's weight average) holds, in eval mode and without gradients.
+
+    A model.pt is a bare state_dict, so each class in s6_model.MODELS is tried in turn until the weights fit
+    one. Raises CheckpointError where the file is not S6's or fits none of them.
+    """
     state = evaluated_weights(load_torch_file(path, device))
     for model_class in MODELS.values():
         network = model_class().to(device)
@@ -68,7 +75,9 @@ def check_no_leak(file, val_split):
     """ValueError where a run that holds out `val_split` images would distil from a teacher that trained on them."""
     metrics = file.parent / "metrics.json"
     held_out = read_metrics(metrics)["config"].get("val_split", 0) if metrics.is_file() else None
-    if held_out != val_split:
+    # the validation split is the first `val_split` images of one fixed order (s6.data.split_indices): a
+    # teacher that held out at least as many never saw them
+    if held_out is None or held_out < val_split:
         trained_on = ("all 60,000 training images" if held_out == 0 else
                       "an unknown split (no metrics.json beside it)" if held_out is None else
                       f"all but {held_out:,}")
@@ -93,14 +102,13 @@ def build_teacher(config, device):
     return teacher
 
 
-def distillation_loss(log_probs, teacher_probs, label_loss, config):
-    """(1 - mix) * label_loss + mix * T² * KL(teacher || student), both softened by T = distill_temperature.
+def distillation_loss(log_probs, teacher_probs, label_loss, temperature, mix):
+    """(1 - mix) * label_loss + mix * T² * KL(teacher || student), both softened by the temperature T.
 
-    log_probs: (N, 10) the student's log-probabilities; teacher_probs: (N, 10) from `Teacher`. T² keeps the
-    soft term's gradients on the scale of the label loss's as T changes (Hinton et al., section 2).
+    log_probs: (N, 10) the student's log-probabilities (logits up to a constant per image, so the same softmax);
+    teacher_probs: (N, 10) from `Teacher` at the same T. T² keeps the soft term's gradients on the scale of the
+    label loss's as T changes (Hinton et al., section 2).
     """
-    temperature = config.distill_temperature
     student = F.log_softmax(log_probs / temperature, dim=1)
-    # inference-mode tensors cannot be saved for backward: the targets are copied out of it first
-    soft = F.kl_div(student, teacher_probs.clone(), reduction="batchmean") * temperature**2
-    return (1 - config.distill_mix) * label_loss + config.distill_mix * soft
+    soft = F.kl_div(student, teacher_probs, reduction="batchmean") * temperature**2
+    return (1 - mix) * label_loss + mix * soft

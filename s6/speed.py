@@ -171,20 +171,14 @@ def _bf16_inference_forward(model, images):
 
 def speed_up_teacher(teacher, config):
     """Channels-last max-pooling and, where the student trains under it, bfloat16 autocast for each of a
-    distillation teacher's networks, in place: its forward runs inside every training step. Its
-    probabilities are soft targets, which bf16 moves by less than a hundredth (tests/test_distillation.py).
-    Returns the tricks' names."""
+    distillation teacher's networks, in place, as its forward runs inside every training step. Its
+    probabilities are soft targets, which bf16 moves by less than a hundredth (tests/test_distillation.py)."""
     device = next(teacher.parameters()).device
-    tricks = []
-    if use_channels_last_pooling(config, device):
-        for network in teacher.members:
+    for network in teacher.members:
+        if use_channels_last_pooling(config, device):
             pool_in_channels_last(network)
-        tricks.append("channels-last max-pooling")
-    if use_bf16(config.precision, device):
-        for network in teacher.members:
+        if use_bf16(config.precision, device):
             network.forward = partial(_bf16_inference_forward, network)
-        tricks.append("bf16 autocast")
-    return tricks
 
 
 def release(model):

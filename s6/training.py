@@ -131,7 +131,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None
         # log_softmax is idempotent, so cross_entropy on log-probabilities is the NLL, smoothed
         loss = F.cross_entropy(log_probs, labels, label_smoothing=config.label_smoothing)
         if teacher is not None:
-            loss = distillation_loss(log_probs, teacher(images, config.distill_temperature), loss, config)
+            soft_targets = teacher(images, config.distill_temperature)
+            loss = distillation_loss(log_probs, soft_targets, loss, config.distill_temperature, config.distill_mix)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
