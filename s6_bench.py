@@ -287,6 +287,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.teacher and args.full:
         parser.error("--teacher times training steps only: leave out --full")
+    if args.model and not args.teacher:
+        parser.error("--model chooses the student timed with --teacher; the benchmark without one times Net")
     refuse_to_replace([args.out], args.overwrite)
     apply_threads(args)
     results = run(args)

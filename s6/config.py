@@ -65,8 +65,8 @@ class TrainConfig:
     translate: float = _field(None, "random shift range per training image, as a fraction of its width")
     scale: float = _field(None, "random zoom range per training image: 1 +- scale")
     teacher: str | None = _field(None, "distil from this trained network: a model.pt, a run folder, or a --seeds "
-                                       "folder such as results/net (the mean of its seeds' probabilities); none: "
-                                       "labels only, as no budget gained from it on the validation split")
+                                       "folder such as results/net (the mean of its seeds' probabilities); by "
+                                       "default none, as no budget gained from one on the validation split")
     distill_temperature: float = _field(4.0, "with a teacher: the temperature that softens both networks' "
                                              "probabilities in the distillation loss (doc/experiments.md)")
     distill_mix: float = _field(0.5, "with a teacher: the distillation loss's weight, the label loss's being 1 - this "

@@ -58,3 +58,10 @@ def test_with_a_teacher_the_bench_times_the_model_without_and_with_it(tmp_path, 
     ratio = fast["median_images_per_second"] / distilled["median_images_per_second"]
     assert bench["distilled_to_fast_seconds"] == ratio
     assert "A distilled step takes" in result.stdout
+
+
+def test_a_student_without_a_teacher_or_a_teacher_with_full_runs_is_a_one_line_error(run_in_process):
+    for flags in (["--model", "micro"], ["--teacher", WEIGHTS, "--full"]):
+        result = run_in_process("s6_bench.py", *flags)
+        assert result.returncode == 2
+        assert_one_line_error(result)
