@@ -18,10 +18,10 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from photo_digits import ROOT, committed_reader
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("letter", "symbol", "random strokes", "doodle", "digits side by side", "half a digit", "blank paper")
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 LETTER_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf",
@@ -293,11 +293,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from s6.checkpoints import load_weights
     from s6.cli import add_overwrite_flag, refuse_to_replace
-    from s6.data import mnist_dataset
-    from s6.reading import features_beside
-    from s6_model import Net
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=ROOT / "results" / "non-digits.json", type=Path,
@@ -309,9 +305,7 @@ def main(argv=None):
     out, figure = args.out, args.plot
     refuse_to_replace([out, figure], args.overwrite)
     torch.set_num_threads(1)
-    weights = ROOT / "results" / "net-seed1" / "model.pt"
-    model, features = load_weights(Net(), weights).eval(), features_beside(weights)
-    test = mnist_dataset(ROOT / "data", train=False)
+    model, features, test = committed_reader()
     pictures = non_digits(test.data.numpy())
     said = verdicts(model, features, [picture for _, picture in pictures])
     per_kind = {kind: {"pictures": 0, "not a digit": 0, "unsure": 0, "blank": 0, "digit": 0} for kind in KINDS}

@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+ROOT = Path(__file__).resolve().parent.parent
+
 KINDS = ("plain", "uneven light", "dark desk", "exif rotation", "transparent png", "thin pen", "thick pen",
          "off centre", "chalk on a board", "all at once")
 # EXIF orientation tag -> how the stored pixels are turned from upright (exif_transpose undoes it)
@@ -137,28 +139,35 @@ def outcome(reading, label):
     return "right" if reading.digit == label else "wrong"
 
 
-def main(argv=None):
-    root = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root))
-    import torch
-
+def committed_reader():
+    """(Net with the weights of results/net-seed1 in eval mode, its DigitFeatures, the MNIST test set): what
+    this script, small_digits.py and non_digits.py read. ROOT must be on sys.path."""
     from s6.checkpoints import load_weights
-    from s6.cli import add_overwrite_flag, refuse_to_replace
-    from s6.data import mnist_dataset, normalize
-    from s6.predictor import prepare
-    from s6.reading import features_beside, read_digit
+    from s6.data import mnist_dataset
+    from s6.reading import features_beside
     from s6_model import Net
 
+    weights = ROOT / "results" / "net-seed1" / "model.pt"
+    return load_weights(Net(), weights).eval(), features_beside(weights), mnist_dataset(ROOT / "data", train=False)
+
+
+def main(argv=None):
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from s6.cli import add_overwrite_flag, refuse_to_replace
+    from s6.data import normalize
+    from s6.predictor import prepare
+    from s6.reading import read_digit
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=root / "results" / "photo-digits.json", type=Path,
+    parser.add_argument("--out", default=ROOT / "results" / "photo-digits.json", type=Path,
                         help="where to write the counts (default: results/photo-digits.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
     out = args.out
     refuse_to_replace([out], args.overwrite)
-    weights = root / "results" / "net-seed1" / "model.pt"
-    model, features = load_weights(Net(), weights).eval(), features_beside(weights)
-    test = mnist_dataset(root / "data", train=False)
+    model, features, test = committed_reader()
     with torch.inference_mode():  # source digits: those the network reads right as they are
         right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets
     digits, labels = test.data[right].numpy(), test.targets[right].numpy()

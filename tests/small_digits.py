@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from photo_digits import outcome
+from photo_digits import ROOT, committed_reader, outcome
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = ((8, 8), (12, 12), (16, 16), (20, 20), (12, 16))  # (width, height)
 POLARITIES = ("light on dark", "dark on light")
 # the columns of doc/reader.md's table: the key of each share in a size's figures, and its heading
@@ -87,11 +86,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from s6.checkpoints import load_weights
     from s6.cli import add_overwrite_flag, refuse_to_replace
-    from s6.data import mnist_dataset
-    from s6.reading import features_beside
-    from s6_model import Net
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000, help="test digits to shrink, the first ones")
@@ -102,9 +97,7 @@ def main(argv=None):
     out = args.out
     refuse_to_replace([out], args.overwrite)
     torch.set_num_threads(1)
-    weights = ROOT / "results" / "net-seed1" / "model.pt"
-    model, features = load_weights(Net(), weights).eval(), features_beside(weights)
-    test = mnist_dataset(ROOT / "data", train=False)
+    model, features, test = committed_reader()
     digits, labels = test.data[:args.count].numpy(), test.targets[:args.count].numpy()
     figures = {f"{w}x{h}": small_digit_figures(model, features, digits, labels, (w, h)) for w, h in SIZES}
     record = {"digits": args.count, "per_size": figures}
