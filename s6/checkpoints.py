@@ -53,10 +53,15 @@ def save_model(path, model):
     atomic_write(path, partial(torch.save, model.state_dict()))
 
 
+def evaluated_epochs(history):
+    """The records of the epochs that were evaluated: a run may skip the ones that cannot matter."""
+    return [record for record in history if record["test_acc"] is not None]
+
+
 def summarize(history, target=TARGET_ACC):
     """Final and best test accuracy, the best epoch, and the first epoch at or above the target, of the
     epochs evaluated (a run without eval_each_epoch evaluates its last only); None before any was."""
-    evaluated = [record for record in history if record["test_acc"] is not None]
+    evaluated = evaluated_epochs(history)
     if not evaluated:
         return None
     best = max(evaluated, key=lambda record: record["test_acc"])

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from s6.checkpoints import evaluated_epochs
 from s6.config import TARGET_ACC
 from s6.data import MNIST_MEAN, MNIST_STD
 
@@ -64,22 +65,18 @@ def plot_samples(images, labels, rows=4, cols=8):
     return fig
 
 
-def evaluated_epochs(history):
-    """The records of the epochs that were evaluated: a run may skip the ones that cannot matter."""
-    return [r for r in history if r["test_acc"] is not None]
-
-
 def plot_history(history, target=TARGET_ACC):
     """Train and test loss, and train and test accuracy with a line at the target, per epoch (test curves at
     the epochs that were evaluated)."""
+    evaluated = evaluated_epochs(history)
     fig = Figure(figsize=(11, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for split, records in (("train", history), ("test", evaluated_epochs(history))):
+    for split, records in (("train", history), ("test", evaluated)):
         epochs = [r["epoch"] for r in records]
         loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], marker="o", ms=3, label=split)
         acc_ax.plot(epochs, [r[f"{split}_acc"] for r in records], marker="o", ms=3, label=split)
     acc_ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
-    acc_ax.set_ylim(max(90.0, min(r["test_acc"] for r in evaluated_epochs(history)) - 0.5), 100)
+    acc_ax.set_ylim(max(90.0, min(r["test_acc"] for r in evaluated) - 0.5), 100)
     loss_ax.set(title="loss", xlabel="epoch", yscale="log")
     acc_ax.set(title="accuracy (%)", xlabel="epoch")
     for ax in (loss_ax, acc_ax):
