@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from s6.cli import add_model_flags, load_model, parser_for, run_main, weights_path
+from s6.cli import add_model_flags, load_features, load_model, parser_for, run_main, weights_path
 from s6.data import MNIST_MEAN, MNIST_STD
 from s6.predictor import open_image, prepare
-from s6.reading import FEATURES_FILE, features_beside, read_digit
+from s6.reading import read_digit
 
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
 
@@ -114,11 +114,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
     args = parser.parse_args(argv)
     model = load_model(args)
-    weights = weights_path(args)
-    features = features_beside(weights)
-    if features is None:
-        print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "
-              f"(s6_predict.py --calibrate writes it)", file=sys.stderr)
+    features = load_features(weights_path(args))
     try:
         app = build_app(model, features)
     except ImportError:

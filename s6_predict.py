@@ -23,6 +23,7 @@ from pathlib import Path
 from s6.cli import (
     add_model_flags,
     add_overwrite_flag,
+    load_features,
     load_model,
     parser_for,
     refuse_to_replace,
@@ -30,7 +31,7 @@ from s6.cli import (
     weights_path,
 )
 from s6.predictor import open_image, prepare
-from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, features_beside, read_digit
+from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit
 
 
 def parse_args(argv=None):
@@ -75,10 +76,7 @@ def main(argv=None):
     weights = weights_path(args)
     if args.calibrate:
         calibrate(model, weights, args.data_dir, args.overwrite)
-    features = features_beside(weights)
-    if args.images and features is None:
-        print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "
-              f"(s6_predict.py --calibrate writes it)", file=sys.stderr)
+    features = load_features(weights)  # with --calibrate, those it has just written
     failed = False
     for path in args.images:
         try:

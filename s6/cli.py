@@ -94,6 +94,19 @@ def load_model(args):
     return load_weights(MODELS[args.model](), weights).eval()
 
 
+def load_features(weights):
+    """The DigitFeatures beside `weights`, or None, with a note on stderr that nothing will be called
+    'not a digit' without them."""
+    # imported here: the reader's modules (PIL, scipy) are for the scripts that read pictures, not every script
+    from s6.reading import FEATURES_FILE, features_beside
+
+    features = features_beside(weights)
+    if features is None:
+        print(f"note: no {FEATURES_FILE} beside {weights}, so nothing is called 'not a digit' "
+              f"(s6_predict.py --calibrate writes it)", file=sys.stderr)
+    return features
+
+
 def add_overwrite_flag(parser, what):
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if there already")
 
