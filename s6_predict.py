@@ -30,7 +30,7 @@ from s6.cli import (
     run_main,
     weights_path,
 )
-from s6.predictor import open_image, prepare
+from s6.predictor import load_digit
 from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit
 
 
@@ -80,7 +80,7 @@ def main(argv=None):
     failed = False
     for path in args.images:
         try:
-            prepared = prepare(open_image(path))
+            prepared = load_digit(path)
         except ValueError as error:
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True

@@ -287,5 +287,6 @@ def open_image(path):
 
 
 def load_digit(path):
-    """mnist_like() of an image file; one-line ValueError for a missing, unreadable, huge or blank file."""
-    return mnist_like(open_image(path))
+    """prepare() of an image file: its MNIST-like digit and the digit's size; one-line ValueError for a missing,
+    unreadable, huge or blank file."""
+    return prepare(open_image(path))

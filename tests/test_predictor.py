@@ -72,7 +72,7 @@ def test_load_digit_reads_png_of_any_mode(tmp_path, test_digits):
     for mode in ["L", "RGB", "RGBA", "P", "1", "I;16"]:
         path = tmp_path / f"digit-{mode}.png"
         Image.fromarray(digit).convert(mode).save(path)
-        assert load_digit(path).shape == (1, 28, 28)
+        assert load_digit(path).digit.shape == (1, 28, 28)
 
 
 def test_a_16_bit_png_is_read_in_its_own_range(model, test_digits, tmp_path):
@@ -80,7 +80,7 @@ def test_a_16_bit_png_is_read_in_its_own_range(model, test_digits, tmp_path):
     path = tmp_path / "digit16.png"
     Image.fromarray(digits[0].astype(np.uint16) * 257).save(path)  # 0..65535
     assert Image.open(path).mode.startswith("I")
-    assert read_digit(model, load_digit(path)).digit == labels[0]
+    assert read_digit(model, load_digit(path).digit).digit == labels[0]
 
 
 def test_an_image_too_large_to_open_safely_is_a_one_line_error(tmp_path):
@@ -100,7 +100,7 @@ def test_mnist_test_digits_saved_as_png_are_read_as_the_network_reads_them(model
     for i, (digit, label) in enumerate(zip(images.numpy(), labels.tolist(), strict=True)):
         picture = Image.fromarray(digit if polarity == "white on black" else 255 - digit)
         picture.resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC).save(tmp_path / f"{i}.png")
-        wrong += read_digit(model, load_digit(tmp_path / f"{i}.png")).digit != label
+        wrong += read_digit(model, load_digit(tmp_path / f"{i}.png").digit).digit != label
     with torch.inference_mode():
         wrong_as_is = (model(normalize(images.unsqueeze(1).float() / 255)).argmax(1) != labels).sum().item()
     assert wrong <= wrong_as_is
