@@ -2,7 +2,6 @@
 
     python s6_bench.py                 # throughput, FLOPs, GFLOP/s -> results/bench.json + README table
     python s6_bench.py --full          # also a full run of each: seconds to 99.4% test accuracy
-    python s6_bench.py --model micro --teacher results/net-seed1 --out results/bench-distilled.json
 
 All ways train the same model in this one process, alternating, for several repetitions; the
 medians are reported with the ratio of the first two. "conventional": torchvision MNIST, per-sample
@@ -10,8 +9,7 @@ PIL RandomAffine, DataLoader, fp32, NCHW. "fast": the default TrainConfig (tenso
 batched augmentation; on a CPU bf16 autocast where it has it and max-pooling in channels-last
 layout; CUDA graphs on a GPU). "quick": the fast way with the quick recipe (a few epochs), whose
 full run is timed against the fast one's. All update the weight average (EMA) every step, as a
-real run does. With --teacher, the ways are instead the --model's fast way without and with that
-distillation teacher, whose forward every step of the student waits for: what distillation costs.
+real run does.
 """
 
 import dataclasses
@@ -31,6 +29,7 @@ from s6.cli import (
     add_run_flags,
     apply_threads,
     config_from_args,
+    markdown_table,
     parser_for,
     positive_int,
     refuse_to_replace,
@@ -38,8 +37,7 @@ from s6.cli import (
 )
 from s6.config import TrainConfig
 from s6.data import FirstBatches
-from s6.distillation import build_teacher
-from s6.speed import use_bf16
+from s6.speed import release, use_bf16
 from s6_model import count_parameters
 from s6_utils import (
     TARGET_ACC,
@@ -49,7 +47,6 @@ from s6_utils import (
     fit,
     get_device,
     machine_name,
-    markdown_table,
     save_json,
     set_up,
     train_one_epoch,
@@ -64,18 +61,12 @@ def ways(base):
     return {"conventional": conventional, "fast": base, "quick": quick}
 
 
-def distilled_ways(base):
-    """The fast way without the config's distillation teacher, and with it."""
-    return {"fast": dataclasses.replace(base, teacher=None), "distilled": base}
-
-
 class Trainer:
     """One way of training, set up once as `fit` sets it up, so that repetitions time the training steps alone."""
 
     def __init__(self, config, device):
         self.config, self.device = config, device
         self.run = set_up(config, device)  # the weight average is part of every step of a real run, so timed too
-        self.teacher = build_teacher(config, device)
         self.bf16 = use_bf16(config.precision, device)
         self.epoch = 0
 
@@ -83,7 +74,7 @@ class Trainer:
         self.epoch += 1
         run = self.run
         train_one_epoch(run.model, FirstBatches(run.train_loader, batches), run.optimizer, run.scheduler,
-                        self.config, self.epoch, run.ema, progress=False, teacher=self.teacher)
+                        self.config, self.epoch, run.ema, progress=False)
 
     def images_per_second(self, batches):
         if self.device.type == "cuda":
@@ -93,42 +84,61 @@ class Trainer:
         return batches * self.config.batch_size / (time.perf_counter() - started)
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+class SpannedBatches:
+    """A loader whose every batch is fetched inside a profiler span named "data"."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        batches = iter(self.batches)
+        while True:
+            with torch.profiler.record_function("data"):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+
+
+def in_span(name, function):
+    def spanned(*args):
+        with torch.profiler.record_function(name):
+            return function(*args)
+    return spanned
+
+
+# The spans: the four above, and those torch.optim opens itself; the backward is the autograd engine's work
+SPANS = {"data": "data", "forward": "forward", "Optimizer.zero_grad#SGD.zero_grad": "optimizer",
+         "Optimizer.step#SGD.step": "optimizer", "weight average": "weight average"}
+BACKWARD = "autograd::engine::evaluate_function"
 
 
 def step_phases(run, config, batches):
-    """Seconds spent in each phase of `batches` training steps, timed one by one as train_one_epoch runs them."""
-    device = next(run.model.parameters()).device
-    seconds = dict.fromkeys(["data", "forward", "backward", "optimizer", "weight average"], 0.0)
-    run.model.train()
-    batches_left = iter(FirstBatches(run.train_loader, batches))
-    while True:
+    """Seconds in each phase of `batches` steps of the real train_one_epoch, from torch.profiler (CPU time).
+
+    Spans are opened around the loader's batches, the model's forward and the weight average's update from
+    outside the loop, which runs as in training; "other" is the rest of the epoch's wall-clock seconds (the
+    loss, the running sums, the schedule, and the profiler's own overhead, which inflates every phase a little).
+    """
+    model, ema = run.model, run.ema
+    model.forward = in_span("forward", model.forward)
+    if ema is not None:
+        ema.update_parameters = in_span("weight average", ema.update_parameters)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         started = time.perf_counter()
-        try:
-            images, labels = next(batches_left)
-        except StopIteration:
-            return seconds
-        sync(device)
-        times = [started, time.perf_counter()]
-        loss = torch.nn.functional.cross_entropy(run.model(images), labels, label_smoothing=config.label_smoothing)
-        sync(device)
-        times.append(time.perf_counter())
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        sync(device)
-        times.append(time.perf_counter())
-        run.optimizer.step()
-        run.scheduler.step()
-        sync(device)
-        times.append(time.perf_counter())
-        if run.ema is not None:
-            run.ema.update_parameters(run.model)
-        sync(device)
-        times.append(time.perf_counter())
-        for phase, start, end in zip(seconds, times, times[1:], strict=False):
-            seconds[phase] += end - start
+        train_one_epoch(model, SpannedBatches(FirstBatches(run.train_loader, batches)), run.optimizer,
+                        run.scheduler, config, epoch=1, ema=ema, progress=False)
+        total = time.perf_counter() - started
+    release(model)
+    seconds = dict.fromkeys(["data", "forward", "backward", "optimizer", "weight average"], 0.0)
+    for event in profiler.events():
+        phase = "backward" if event.name.startswith(BACKWARD) else SPANS.get(event.name)
+        if phase:
+            seconds[phase] += event.cpu_time_total / 1e6
+    return {**seconds, "other": total - sum(seconds.values())}
 
 
 # what a fresh process does before a run's first epoch: import, then read MNIST (checksums included) and set up
@@ -161,7 +171,7 @@ def flops_per_training_image(config, device):
     images = torch.randn(config.batch_size, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (config.batch_size,), device=device)
     with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.nll_loss(model(images), labels).backward()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
     return counter.get_total_flops() / config.batch_size
 
 
@@ -192,8 +202,7 @@ def seconds_to_target(history, target=TARGET_ACC):
 def run(args):
     base = config_from_args(args)
     device = get_device(base.device)
-    compared = distilled_ways(base) if base.teacher else ways(base)
-    base = compared["fast"]  # the student without its teacher, whose FLOPs the GFLOP/s count
+    compared = ways(base)
     trainers = {name: Trainer(config, device) for name, config in compared.items()}
     for trainer in trainers.values():
         trainer.train(args.warmup)
@@ -214,10 +223,6 @@ def run(args):
             "median_images_per_second": median, "seconds_per_epoch": 60_000 / median,
             "achieved_gflops": flops * median / 1e9, "fraction_of_matmul": flops * median / 1e9 / peak,
         }
-    if "distilled" in compared:
-        results["distilled_to_fast_seconds"] = (results["ways"]["fast"]["median_images_per_second"]
-                                                / results["ways"]["distilled"]["median_images_per_second"])
-        return results
     results["speedup"] = (results["ways"]["fast"]["median_images_per_second"]
                           / results["ways"]["conventional"]["median_images_per_second"])
     if args.full:
@@ -249,10 +254,7 @@ def table(results):
         })
     quick = results.get("quick_to_fast_seconds_to_target")
     quick = f"The quick recipe reached {TARGET_ACC}% in {quick:.2f} of the fast run's seconds. " if quick else ""
-    ratio = (f"Speed-up of the fast path: {results['speedup']:.2f}x." if "speedup" in results else
-             f"A distilled step takes {results['distilled_to_fast_seconds']:.2f}x the seconds of a plain one "
-             f"(GFLOP/s count the student's FLOPs alone).")
-    text = (markdown_table(rows) + f"\n\n{ratio} {quick}"
+    text = (markdown_table(rows) + f"\n\nSpeed-up of the fast path: {results['speedup']:.2f}x. {quick}"
             f"{results['model']} ({results['parameters']:,} parameters), batch {results['batch_size']}, "
             f"{results['flops_per_training_image'] / 1e6:.1f} MFLOP per training image, on "
             f"{results['machine']} (fp32 matmul: {results['matmul_fp32_gflops']:.0f} GFLOP/s); "
@@ -281,14 +283,10 @@ def main(argv=None):
     parser.add_argument("--batches", type=positive_int, default=100, help="training batches per repetition")
     parser.add_argument("--warmup", type=positive_int, default=10, help="untimed batches per pipeline first")
     parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
-    add_config_flags(parser, ["device", "data_dir", "model", "teacher"])
+    add_config_flags(parser, ["device", "data_dir"])
     add_run_flags(parser, out="results/bench.json", progress=False)
     add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
-    if args.teacher and args.full:
-        parser.error("--teacher times training steps only: leave out --full")
-    if args.model and not args.teacher:
-        parser.error("--model chooses the student timed with --teacher; the benchmark without one times Net")
     refuse_to_replace([args.out], args.overwrite)
     apply_threads(args)
     results = run(args)

@@ -13,9 +13,17 @@ import statistics
 import sys
 from pathlib import Path
 
-from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
+from s6.cli import (
+    add_config_flags,
+    add_run_flags,
+    apply_threads,
+    config_from_args,
+    markdown_table,
+    parser_for,
+    run_main,
+)
 from s6_model import MODELS, count_parameters, feature_receptive_field
-from s6_utils import TARGET_ACC, fit, markdown_table, plot_test_accuracy, save_json, summarize
+from s6_utils import TARGET_ACC, fit, plot_test_accuracy, save_json, summarize
 
 EXPERIMENTS = ["baseline", "arch1", "arch2", "arch3", "net"]
 

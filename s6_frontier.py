@@ -10,12 +10,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from s6.checkpoints import read_metrics
-from s6.cli import add_overwrite_flag, parser_for, refuse_to_replace, run_main
+from s6.checkpoints import read_metrics, seeds_table_row
+from s6.cli import add_overwrite_flag, markdown_table, parser_for, refuse_to_replace, run_main
 from s6.config import TARGET_ACC
-from s6.plots import markdown_table
 from s6_model import MODELS
-from s6_train import seeds_table_row
 
 ROOT = Path(__file__).resolve().parent
 BUDGETS = {20_000: "net", 8_000: "small", 5_000: "tiny", 2_000: "micro"}  # parameters -> model

@@ -30,8 +30,9 @@ from s6.cli import (
     run_main,
     weights_path,
 )
-from s6.predictor import load_digit
-from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit
+from s6.config import UserError
+from s6.preparing import load_digit
+from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit, verdict
 
 
 def parse_args(argv=None):
@@ -48,16 +49,9 @@ def parse_args(argv=None):
     return args
 
 
-def describe(reading):
-    """'7 (99.2%)', 'unsure: 7 (52.0%) or 1 (40.3%)' or 'not a digit (...)', then all ten probabilities."""
-    first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
-    spread = " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities))
-    if reading.not_a_digit:
-        return f"not a digit (as a digit: {first}, {probabilities[first]:.1%})  {spread}"
-    if reading.unsure:
-        return (f"unsure: {first} ({probabilities[first]:.1%}) or {second} ({probabilities[second]:.1%})"
-                f"  {spread}")
-    return f"{first} ({probabilities[first]:.1%})  {spread}"
+def reading_line(reading):
+    """The reader's verdict ('7 (99.2%)', 'unsure: ...', 'not a digit ...'), then all ten probabilities."""
+    return f"{verdict(reading)}  " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(reading.probabilities))
 
 
 def calibrate(model, weights, data_dir, overwrite):
@@ -81,11 +75,11 @@ def main(argv=None):
     for path in args.images:
         try:
             prepared = load_digit(path)
-        except ValueError as error:
+        except UserError as error:
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True
             continue
-        print(f"{path}: {describe(read_digit(model, prepared.digit, features, prepared.digit_size))}")
+        print(f"{path}: {reading_line(read_digit(model, prepared.digit, features, prepared.digit_size))}")
     return 1 if failed else 0
 
 

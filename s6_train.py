@@ -11,13 +11,13 @@ never replaced without --overwrite: a stopped run is continued with --resume, an
 run again reuses its finished seeds and resumes the one it stopped in.
 """
 
-import statistics
+import dataclasses
 import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from s6.checkpoints import remove_run, saved_run, writable_folder
+from s6.checkpoints import remove_run, saved_run, seed_statistics, seeds_table_row, writable_folder
 from s6.cli import (
     add_config_flags,
     add_overwrite_flag,
@@ -25,22 +25,13 @@ from s6.cli import (
     apply_threads,
     config_from_args,
     given_settings,
+    markdown_table,
     parser_for,
     run_main,
 )
+from s6.config import PLACEMENT, UserError, eval_set
 from s6_model import count_parameters
-from s6_utils import (
-    TARGET_ACC,
-    TrainConfig,
-    build_model,
-    fit,
-    markdown_table,
-    plot_test_accuracy,
-    save_json,
-)
-
-# what --resume may change: where the data is and what it runs on, not what it computes
-RESUME_MAY_CHANGE = {"data_dir", "device"}
+from s6_utils import TrainConfig, build_model, fit, plot_test_accuracy, save_json
 
 
 def parse_args(argv=None):
@@ -71,13 +62,14 @@ def check_figure_path(path):
     formats = Figure().canvas.get_supported_filetypes()
     suffix = Path(path).suffix.lstrip(".").lower()
     if suffix not in formats:
-        raise ValueError(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
+        raise UserError(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
                          f"{', '.join(sorted(formats))}")
     if not Path(path).parent.is_dir():
-        raise ValueError(f"--plot {path}: the folder {Path(path).parent} does not exist")
+        raise UserError(f"--plot {path}: the folder {Path(path).parent} does not exist")
 
 
-def describe(run):
+def describe_run(run):
+    """A saved run in a few words, for the messages that refuse to replace it."""
     if run.finished:
         return f"a finished run ({run.config.model}, {run.epochs_done} epochs)"
     return f"a run stopped after epoch {run.epochs_done} of {run.config.epochs}"
@@ -88,7 +80,7 @@ def start_fresh(folder, overwrite):
     run = saved_run(folder) if not overwrite else None
     if run is not None:
         way_out = "continue it with --resume " + str(folder) if not run.finished else "write elsewhere with --out"
-        raise ValueError(f"{folder} already holds {describe(run)}: {way_out}, or replace it with --overwrite")
+        raise UserError(f"{folder} already holds {describe_run(run)}: {way_out}, or replace it with --overwrite")
     remove_run(writable_folder(folder))
 
 
@@ -96,67 +88,40 @@ def resume(args):
     folder = Path(args.resume)
     run = saved_run(folder)
     if run is None:
-        raise ValueError(f"{folder} holds no run to resume (no checkpoint.pt)")
+        raise UserError(f"{folder} holds no run to resume (no checkpoint.pt)")
     changed = {name: value for name, value in given_settings(args).items()
-               if name not in RESUME_MAY_CHANGE and value != getattr(run.config, name)}
+               if name not in PLACEMENT and value != getattr(run.config, name)}
     if changed:
         flags = ", ".join(f"--{name.replace('_', '-')} {value} (the run has {getattr(run.config, name)})"
                           for name, value in changed.items())
-        raise ValueError(f"--resume continues the run in {folder} as it was configured, but {flags}: leave "
+        raise UserError(f"--resume continues the run in {folder} as it was configured, but {flags}: leave "
                          f"those out, or start a new run with --out")
     if run.finished:
         print(f"{folder} holds a finished run ({run.epochs_done} of {run.config.epochs} epochs): nothing to resume")
         return
-    overrides = {name: getattr(args, name) for name in RESUME_MAY_CHANGE if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in PLACEMENT if getattr(args, name) is not None}
     writable_folder(folder)
     fit(TrainConfig(**{**run.config.to_dict(), **overrides}), out_dir=folder, resume=True,
         progress=not args.no_progress)
-
-
-def seed_statistics(runs):
-    """Mean, spread and range of the final test accuracy over seeds, and the median first epoch >= target."""
-    finals = [run["summary"]["final_test_acc"] for run in runs.values()]
-    firsts = [run["summary"]["first_epoch_at_target"] for run in runs.values()]
-    reached = [epoch for epoch in firsts if epoch is not None]
-    return {
-        "seeds": list(runs), "epochs": len(next(iter(runs.values()))["history"]),
-        "parameters": next(iter(runs.values()))["parameters"],
-        "final_test_acc_mean": statistics.mean(finals),
-        "final_test_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
-        "final_test_acc_min": min(finals), "final_test_acc_max": max(finals),
-        "median_first_epoch_at_target": statistics.median(reached) if len(reached) == len(firsts) else None,
-        "seeds_at_target": len(reached), "target": TARGET_ACC,
-    }
-
-
-def seeds_table_row(model, stats):
-    """One row of the README's results table, from `seed_statistics`."""
-    median, seeds = stats["median_first_epoch_at_target"], len(stats["seeds"])
-    return {
-        "model": model, "parameters": f"{stats['parameters']:,}", "epochs": stats["epochs"], "seeds": seeds,
-        "last-epoch test acc, mean ± std": f"{stats['final_test_acc_mean']:.2f}% ± {stats['final_test_acc_std']:.2f}",
-        "min / max": f"{stats['final_test_acc_min']:.2f}% / {stats['final_test_acc_max']:.2f}%",
-        f"median first epoch ≥ {TARGET_ACC}%": (f"{median:g}" if median is not None
-                                                 else f"— ({stats['seeds_at_target']} of {seeds} seeds reach it)"),
-    }
 
 
 def seed_plan(config, folder, overwrite):
     """What to do for one seed's folder: 'reuse' its finished run, 'resume' its stopped one, or 'train'.
 
     A run of another config there, or of a model whose parameter count has changed since, is replaced
-    only with --overwrite.
+    only with --overwrite; another data folder or device (PLACEMENT) is the same run.
     """
     run = None if overwrite else saved_run(folder)
     if run is None:
         return "train"
     parameters = count_parameters(build_model(config, "cpu"))
     same_model = run.record is None or run.record.get("parameters") == parameters
-    if run.config == config and same_model:
+    same_config = dataclasses.replace(run.config, **{name: getattr(config, name) for name in PLACEMENT}) == config
+    if same_config and same_model:
         return "reuse" if run.finished else "resume"
-    what = "another config" if run.config != config else f"a model of {run.record.get('parameters'):,} parameters"
-    raise ValueError(f"{folder} holds {describe(run)} of {what} ({parameters:,} parameters now): replace it "
-                     f"with --overwrite, or choose another --out")
+    what = "another config" if not same_config else f"a model of {run.record.get('parameters'):,} parameters"
+    raise UserError(f"{folder} holds {describe_run(run)} of {what} ({parameters:,} parameters now): replace it "
+                    f"with --overwrite, or choose another --out")
 
 
 def run_seeds(config, seeds, out, progress, overwrite, plot=None):
@@ -180,7 +145,8 @@ def run_seeds(config, seeds, out, progress, overwrite, plot=None):
                                    "runs": {seed: run["history"] for seed, run in runs.items()}})
     if plot:
         fig = plot_test_accuracy({f"seed {s}": run["history"] for s, run in runs.items()},
-                                 title=f"{config.model}: test accuracy of {len(runs)} seeds")
+                                 title=f"{config.model}: {eval_set(config)} accuracy of {len(runs)} seeds",
+                                 eval_set=eval_set(config))
         fig.savefig(plot, dpi=110)
     print(markdown_table([seeds_table_row(config.model, stats)]))
     return stats

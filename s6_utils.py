@@ -12,45 +12,47 @@ from s6.checkpoints import (
     save_json,
     summarize,
 )
-from s6.config import TARGET_ACC, TrainConfig, get_device, machine_name, seed_everything
+from s6.config import TARGET_ACC, TrainConfig, UserError, get_device, machine_name, seed_everything
 from s6.data import MNIST_FILES, MnistDataError, make_loaders, mnist_dataset
 from s6.plots import (
-    confusion_matrix,
-    markdown_table,
     model_summary,
     plot_confusion_matrix,
     plot_history,
     plot_misclassified,
     plot_samples,
     plot_test_accuracy,
-    predict,
 )
 from s6.speed import speed_up
 from s6.training import (
-    EPOCH_HEADER,
     TrainingDiverged,
     build_ema,
     build_model,
     build_optimizer,
+    confusion_matrix,
+    epoch_header,
     evaluate,
     evaluated,
     fit,
     format_epoch,
+    predict,
     set_up,
     train_one_epoch,
+    training_step,
 )
 
 __all__ = [
     # config and device
-    "TARGET_ACC", "TrainConfig", "get_device", "machine_name", "seed_everything",
+    "TARGET_ACC", "TrainConfig", "UserError", "get_device", "machine_name", "seed_everything",
     # data
     "MNIST_FILES", "MnistDataError", "make_loaders", "mnist_dataset",
     # training
-    "EPOCH_HEADER", "TrainingDiverged", "build_ema", "build_model", "build_optimizer", "evaluate", "evaluated",
-    "fit", "format_epoch", "set_up", "speed_up", "train_one_epoch",
+    "TrainingDiverged", "build_ema", "build_model", "build_optimizer", "epoch_header", "evaluate", "evaluated",
+    "fit", "format_epoch", "set_up", "speed_up", "train_one_epoch", "training_step",
+    # evaluation
+    "confusion_matrix", "predict",
     # results files
     "CheckpointError", "load_config", "load_weights", "run_record", "save_json", "summarize",
     # inspection and plots
-    "confusion_matrix", "markdown_table", "model_summary", "plot_confusion_matrix", "plot_history",
-    "plot_misclassified", "plot_samples", "plot_test_accuracy", "predict",
+    "model_summary", "plot_confusion_matrix", "plot_history", "plot_misclassified", "plot_samples",
+    "plot_test_accuracy",
 ]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import statistics
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -9,13 +10,13 @@ from typing import NamedTuple
 
 import torch
 
-from s6.config import TARGET_ACC, TrainConfig, machine_name
+from s6.config import TARGET_ACC, TrainConfig, UserError, eval_set, machine_name
 from s6_model import count_parameters
 
 RUN_FILES = ("checkpoint.pt", "metrics.json", "model.pt")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A file is not an S6 checkpoint or model, or does not fit the model."""
 
 
@@ -59,8 +60,9 @@ def evaluated_epochs(history):
 
 
 def summarize(history, target=TARGET_ACC):
-    """Final and best test accuracy, the best epoch, and the first epoch at or above the target, of the
-    epochs evaluated (a run without eval_each_epoch evaluates its last only); None before any was."""
+    """Final and best accuracy, the best epoch, and the first epoch at or above the target, of the epochs
+    evaluated (a run without eval_each_epoch evaluates its last only, so its first epoch at the target is the
+    first evaluated one); None before any was. The keys say "test" for the validation split's runs too."""
     evaluated = evaluated_epochs(history)
     if not evaluated:
         return None
@@ -70,12 +72,46 @@ def summarize(history, target=TARGET_ACC):
             "best_epoch": best["epoch"], "first_epoch_at_target": first, "target": target}
 
 
+def seed_statistics(runs):
+    """What seeds.json sums up of a sweep's runs ({seed: metrics.json record}): the mean, spread and range of
+    the last epoch's accuracy, and the median first evaluated epoch at or above the target."""
+    finals = [run["summary"]["final_test_acc"] for run in runs.values()]
+    firsts = [run["summary"]["first_epoch_at_target"] for run in runs.values()]
+    reached = [epoch for epoch in firsts if epoch is not None]
+    first = next(iter(runs.values()))
+    return {
+        "seeds": list(runs), "epochs": len(first["history"]), "parameters": first["parameters"],
+        "eval_set": first.get("eval_set", "test"),
+        "evaluated_every_epoch": all(r["test_acc"] is not None for run in runs.values() for r in run["history"]),
+        "final_test_acc_mean": statistics.mean(finals),
+        "final_test_acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+        "final_test_acc_min": min(finals), "final_test_acc_max": max(finals),
+        "median_first_epoch_at_target": statistics.median(reached) if len(reached) == len(firsts) else None,
+        "seeds_at_target": len(reached), "target": TARGET_ACC,
+    }
+
+
+def seeds_table_row(model, stats):
+    """One row of the README's results table, from `seed_statistics`; the headings name what was evaluated
+    (test or validation images), and a sweep evaluated at its last epoch only counts evaluated epochs."""
+    median, seeds = stats["median_first_epoch_at_target"], len(stats["seeds"])
+    acc = f"last-epoch {stats.get('eval_set', 'test')} acc"
+    first = "first epoch" if stats.get("evaluated_every_epoch", True) else "first evaluated epoch"
+    return {
+        "model": model, "parameters": f"{stats['parameters']:,}", "epochs": stats["epochs"], "seeds": seeds,
+        f"{acc}, mean ± std": f"{stats['final_test_acc_mean']:.2f}% ± {stats['final_test_acc_std']:.2f}",
+        "min / max": f"{stats['final_test_acc_min']:.2f}% / {stats['final_test_acc_max']:.2f}%",
+        f"median {first} ≥ {TARGET_ACC}%": (f"{median:g}" if median is not None
+                                            else f"— ({stats['seeds_at_target']} of {seeds} seeds reach it)"),
+    }
+
+
 def run_record(config, model, history):
     """Everything metrics.json holds: the config, the model's size, where it ran, and the history."""
     device = next(model.parameters()).device
     return {"config": config.to_dict(), "parameters": count_parameters(model), "device": device.type,
             "machine": machine_name(device), "torch": torch.__version__,
-            "eval_set": "validation" if config.val_split else "test",
+            "eval_set": eval_set(config),
             "summary": summarize(history), "history": history}
 
 

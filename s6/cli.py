@@ -7,16 +7,17 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import CheckpointError, load_weights
-from s6.config import RECIPES, TrainConfig
+from s6.checkpoints import load_weights
+from s6.config import RECIPES, TrainConfig, UserError
 from s6.data import MnistDataError
 from s6.training import TrainingDiverged
 from s6_model import MODELS
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
-# What a user's input or files can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, MnistDataError, CheckpointError, TrainingDiverged, OSError)
+# What a user's input or files can cause (CheckpointError is a UserError); anything else is a bug and keeps its
+# traceback.
+USER_ERRORS = (UserError, MnistDataError, TrainingDiverged)
 
 
 class Parser(argparse.ArgumentParser):
@@ -89,7 +90,7 @@ def load_model(args):
     """The --model class with the --weights, ready to read digits."""
     weights = weights_path(args)
     if not args.weights and not weights.exists():
-        raise ValueError(f"no committed weights for --model {args.model} ({weights}): train it with "
+        raise UserError(f"no committed weights for --model {args.model} ({weights}): train it with "
                          f"s6_train.py --model {args.model}, then give its model.pt with --weights")
     return load_weights(MODELS[args.model](), weights).eval()
 
@@ -116,8 +117,16 @@ def refuse_to_replace(paths, overwrite):
     existing = [str(path) for path in paths if Path(path).exists()]
     if existing and not overwrite:
         verb = "exists" if len(existing) == 1 else "exist"
-        raise ValueError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
+        raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
                          f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
+
+
+def markdown_table(rows, columns=None):
+    """A GitHub markdown table from a list of dicts; columns default to the first row's keys."""
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def apply_threads(args):

@@ -3,7 +3,7 @@
 import math
 import platform
 import random
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +16,14 @@ TARGET_ACC = 99.4
 PRECISIONS = ("auto", "bf16", "fp32")
 PIPELINES = ("fast", "torchvision")
 DEVICES = ("cpu", "cuda", "mps")
+# Where a run's data is and what it runs on: settings that change neither what it computes nor its result
+# (on a CPU), so a run may be resumed, or a finished seed reused, with others.
+PLACEMENT = ("data_dir", "device")
+
+
+class UserError(ValueError):
+    """Something a user gave S6 (a setting, a flag, a file, a folder) that it cannot use. The scripts print it as
+    one line; any other exception is a bug and keeps its traceback."""
 
 
 def _field(default, help):
@@ -45,7 +53,7 @@ NAMED_RECIPES = {
 @dataclass
 class TrainConfig:
     """Every hyperparameter of a run. The defaults produce the README result; a field whose default is None
-    takes its model's value from RECIPES."""
+    takes its model's value from RECIPES (or its named recipe's). Raises UserError for an invalid value."""
 
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
     recipe: str = _field("default", "the model's 'default' recipe, or a named one that changes it: " + "; ".join(
@@ -64,13 +72,6 @@ class TrainConfig:
     rotate_degrees: float = _field(None, "random rotation range (+-degrees) per training image")
     translate: float = _field(None, "random shift range per training image, as a fraction of its width")
     scale: float = _field(None, "random zoom range per training image: 1 +- scale")
-    teacher: str | None = _field(None, "distil from this trained network: a model.pt, a run folder, or a --seeds "
-                                       "folder such as results/net (the mean of its seeds' probabilities); by "
-                                       "default none, as no budget gained from one on the validation split")
-    distill_temperature: float = _field(4.0, "with a teacher: the temperature that softens both networks' "
-                                             "probabilities in the distillation loss (doc/experiments.md)")
-    distill_mix: float = _field(0.5, "with a teacher: the distillation loss's weight, the label loss's being 1 - this "
-                                     "(0.9 did worse on the validation split)")
     pipeline: str = _field("fast", "'fast' (tensors on the device, batch augmentation) or 'torchvision' (reference)")
     precision: str = _field("auto", "'bf16' autocast, 'fp32', or 'auto': bf16 on a CPU that has it, else fp32")
     channels_last: bool = _field(False, "NHWC memory layout; off, as it measured slower for these channel counts "
@@ -87,15 +88,24 @@ class TrainConfig:
     data_dir: str = _field("data", "folder holding MNIST/raw/ (downloaded there when online)")
     max_batches: int = _field(0, "batches per epoch for smoke runs; 0 means all")
 
-    def __post_init__(self):
+    # What __post_init__ took from the recipe. dataclasses.replace hands an InitVar's value back from the
+    # instance, so a replace() with another model or recipe knows which settings were the old recipe's, and
+    # takes the new one's for each of them that it was given unchanged (a setting given the very value the old
+    # recipe gave it counts as unchanged).
+    recipe_settings: InitVar[dict | None] = None
+
+    def __post_init__(self, recipe_settings):
         named = NAMED_RECIPES.get(self.recipe, {})
         if self.recipe != "default" and self.model not in named:
-            raise ValueError(f"TrainConfig.recipe={self.recipe!r} is not valid for model {self.model!r}: "
-                             f"{field_help('recipe')}")
+            raise UserError(f"TrainConfig.recipe={self.recipe!r} is not valid for model {self.model!r}: "
+                            f"{field_help('recipe')}")
         row = {**RECIPES["net"], **RECIPES.get(self.model, {}), **named.get(self.model, {})}
-        for name, value in row.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+        earlier = recipe_settings or {}
+        taken = {name: value for name, value in row.items()
+                 if getattr(self, name) is None or (name in earlier and getattr(self, name) == earlier[name])}
+        for name, value in taken.items():
+            setattr(self, name, value)
+        self.recipe_settings = taken
         checks = {
             "model": self.model in MODELS,
             "epochs": self.epochs >= 1,
@@ -110,8 +120,6 @@ class TrainConfig:
             "rotate_degrees": 0 <= self.rotate_degrees <= 180,
             "translate": 0 <= self.translate < 0.5,
             "scale": 0 <= self.scale < 1,
-            "distill_temperature": self.distill_temperature > 0,
-            "distill_mix": 0 <= self.distill_mix <= 1,
             "pipeline": self.pipeline in PIPELINES,
             "precision": self.precision in PRECISIONS,
             "val_split": 0 <= self.val_split < 60_000,
@@ -121,10 +129,15 @@ class TrainConfig:
         for name, ok in checks.items():
             value = getattr(self, name)
             if not ok or (isinstance(value, float) and not math.isfinite(value)):
-                raise ValueError(f"TrainConfig.{name}={value!r} is not valid: {field_help(name)}")
+                raise UserError(f"TrainConfig.{name}={value!r} is not valid: {field_help(name)}")
 
     def to_dict(self):
         return asdict(self)
+
+
+def eval_set(config):
+    """What a run's reported accuracy is measured on: 'validation' (its held-out training images) or 'test'."""
+    return "validation" if config.val_split else "test"
 
 
 def field_help(name):
@@ -140,7 +153,7 @@ def get_device(preference=None):
     }
     if preference is not None:
         if not available.get(preference, False):
-            raise ValueError(f"device {preference!r} is not available here; use one of "
+            raise UserError(f"device {preference!r} is not available here; use one of "
                              f"{[name for name, ok in available.items() if ok]}")
         return torch.device(preference)
     return torch.device(next(name for name, ok in available.items() if ok))

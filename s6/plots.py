@@ -1,4 +1,4 @@
-"""Figures and tables that show a model and a run; each function returns its figure or text."""
+"""Figures of a model and a run, and torchsummary's table of a model; each function returns its figure or text."""
 
 import contextlib
 import copy
@@ -6,7 +6,6 @@ import io
 import math
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -25,32 +24,6 @@ def model_summary(model, input_size=(1, 28, 28)):
     return text.getvalue()
 
 
-def markdown_table(rows, columns=None):
-    """A GitHub markdown table from a list of dicts; columns default to the first row's keys."""
-    columns = columns or list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-@torch.inference_mode()
-def predict(model, loader):
-    """(images, labels, probabilities) for a whole loader, on the CPU; images as the model saw them."""
-    model.eval()
-    device = next(model.parameters()).device
-    images, labels, probs = [], [], []
-    for x, y in loader:
-        images.append(x.cpu())
-        labels.append(y.cpu())
-        probs.append(model(x.to(device)).exp().float().cpu())
-    return torch.cat(images), torch.cat(labels), torch.cat(probs)
-
-
-def confusion_matrix(labels, predictions, classes=10):
-    """(classes, classes) counts: row = true label, column = prediction."""
-    return torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
-
-
 def _show_digit(ax, image, title, color="black"):
     ax.imshow((image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(title, fontsize=9, color=color)
@@ -65,16 +38,16 @@ def plot_samples(images, labels, rows=4, cols=8):
     return fig
 
 
-def plot_history(history, target=TARGET_ACC):
+def plot_history(history, target=TARGET_ACC, eval_set="test"):
     """Train and test loss, and train and test accuracy with a line at the target, per epoch (test curves at
-    the epochs that were evaluated)."""
+    the epochs that were evaluated); `eval_set` names the evaluated images ('test' or 'validation')."""
     evaluated = evaluated_epochs(history)
     fig = Figure(figsize=(11, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for split, records in (("train", history), ("test", evaluated)):
+    for split, label, records in (("train", "train", history), ("test", eval_set, evaluated)):
         epochs = [r["epoch"] for r in records]
-        loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], marker="o", ms=3, label=split)
-        acc_ax.plot(epochs, [r[f"{split}_acc"] for r in records], marker="o", ms=3, label=split)
+        loss_ax.plot(epochs, [r[f"{split}_loss"] for r in records], marker="o", ms=3, label=label)
+        acc_ax.plot(epochs, [r[f"{split}_acc"] for r in records], marker="o", ms=3, label=label)
     acc_ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
     acc_ax.set_ylim(max(90.0, min(r["test_acc"] for r in evaluated) - 0.5), 100)
     loss_ax.set(title="loss", xlabel="epoch", yscale="log")
@@ -117,8 +90,9 @@ def plot_confusion_matrix(matrix):
     return fig
 
 
-def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy"):
-    """Test accuracy per epoch, one line per entry of `curves` ({label: history})."""
+def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy", eval_set="test"):
+    """Test (or, with `eval_set` 'validation', validation) accuracy per evaluated epoch, one line per entry of
+    `curves` ({label: history})."""
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     curves = {label: evaluated_epochs(history) for label, history in curves.items()}
@@ -126,7 +100,7 @@ def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy"):
         ax.plot([r["epoch"] for r in history], [r["test_acc"] for r in history], marker="o", ms=3, label=label)
     ax.axhline(target, color="gray", linestyle="--", label=f"{target}%")
     low = min(r["test_acc"] for history in curves.values() for r in history)
-    ax.set(title=title, xlabel="epoch", ylabel="test accuracy (%)", ylim=(max(low, 97.0) - 0.2, 100))
+    ax.set(title=title, xlabel="epoch", ylabel=f"{eval_set} accuracy (%)", ylim=(max(low, 97.0) - 0.2, 100))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -1,4 +1,4 @@
-"""Reading an MNIST-like digit (s6/predictor.py prepares one from a picture): the network's digit, whether it is
+"""Reading an MNIST-like digit (s6/preparing.py prepares one from a picture): the network's digit, whether it is
 unsure, and whether the picture is a digit at all.
 
 The network has ten answers for any input. `DigitFeatures` says when an input is none of them: the
@@ -14,18 +14,19 @@ from typing import NamedTuple
 
 import torch
 from PIL import Image
+from torch import nn
 
 from s6.checkpoints import CheckpointError, atomic_write, load_torch_file
 from s6.data import mnist_dataset, split_indices
-from s6.predictor import mnist_like
+from s6.preparing import mnist_like
 
 # The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
 # so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
 MIN_PROBABILITY = 0.75
 # A digit under 8 pixels tall in the picture has under a sixth of the pixels of MNIST's 20x20 ones, and the
 # network is sure of more than it gets right there: it must be at least MIN_PROBABILITY_LOW_RESOLUTION sure.
-# Chosen on 2,000 held-out training digits shrunk to 8x8: the lowest of 0.8, 0.85, 0.9 and 0.95 at which
-# under 1% of them were read wrong with confidence (0.4%; 1.0% at 0.85).
+# The lowest at which under 1% of held-out training digits shrunk to 8x8 are read wrong with confidence
+# (doc/reader.md).
 LOW_RESOLUTION_DIGIT = 8
 MIN_PROBABILITY_LOW_RESOLUTION = 0.9
 FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
@@ -34,18 +35,26 @@ DIGIT_QUANTILE = 0.995
 
 
 def pooled_features(model, digits):
-    """(features (N, C), log-probabilities (N, 10)) of a GapNet for normalised (N, 1, 28, 28) digits.
+    """(features (N, C), logits (N, 10)) of a model for normalised (N, 1, 28, 28) digits, from one pass of
+    its own forward.
 
-    The features are the average of each channel after every block of convolutions, early and late (C is
-    the sum of their widths: 120 for Net): the early blocks see strokes, the late ones whole digits, and
-    a letter or a doodle is unlike a digit in one or the other.
+    The features are the average of each channel after every ReLU, early and late (C is the sum of their
+    widths: 120 for Net): the early blocks see strokes, the late ones whole digits, and a letter or a doodle
+    is unlike a digit in one or the other. Forward hooks collect them, so they follow whatever `forward` does.
     """
-    pooled, x = [], digits
-    for block in model.features:
-        x = block(x)
-        if not isinstance(block, torch.nn.MaxPool2d):
-            pooled.append(x.mean((2, 3)))
-    return torch.cat(pooled, 1), torch.log_softmax(model.head(x), dim=1)
+    pooled = []
+
+    def keep_channel_means(module, inputs, output):
+        pooled.append(output.mean((2, 3)) if output.dim() == 4 else output)  # a dense layer's output as it is
+
+    hooks = [module.register_forward_hook(keep_channel_means) for module in model.modules()
+             if isinstance(module, nn.ReLU)]
+    try:
+        logits = model(digits)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.cat(pooled, 1), logits
 
 
 def pooled_on_cpu(model, digits):
@@ -143,13 +152,24 @@ def read_digit(model, digit, features=None, digit_size=None):
     distance = None
     digits = digit.unsqueeze(0).to(next(model.parameters()).device)
     if features is None:
-        log_probabilities = model(digits)
+        logits = model(digits)
     else:
-        pooled, log_probabilities = pooled_features(model, digits)
+        pooled, logits = pooled_features(model, digits)
         distance = features.distances(pooled.float().cpu()).item()
-    probabilities = log_probabilities.exp()[0].float().cpu()
+    probabilities = torch.softmax(logits.float(), dim=1)[0].cpu()
     top, runner_up = probabilities.topk(2).indices.tolist()
     low_resolution = digit_size is not None and digit_size < LOW_RESOLUTION_DIGIT
     needed = MIN_PROBABILITY_LOW_RESOLUTION if low_resolution else MIN_PROBABILITY
     return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < needed),
                    distance is not None and distance > features.threshold, distance)
+
+
+def verdict(reading):
+    """What the reader says of a picture, in the words both s6_predict.py and the app use: '7 (99.2%)',
+    'unsure: 7 (52.0%) or 1 (40.3%)' or 'not a digit (as a digit: 7, 61.0%)'."""
+    first, second, probabilities = reading.digit, reading.runner_up, reading.probabilities
+    if reading.not_a_digit:
+        return f"not a digit (as a digit: {first}, {probabilities[first]:.1%})"
+    if reading.unsure:
+        return f"unsure: {first} ({probabilities[first]:.1%}) or {second} ({probabilities[second]:.1%})"
+    return f"{first} ({probabilities[first]:.1%})"

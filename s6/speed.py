@@ -7,8 +7,7 @@ loop knows nothing of them:
 - bfloat16 autocast for the training forward, on a CPU with AVX-512-BF16 or AMX;
 - max-pooling in channels-last layout on a CPU (`MaxPool2dNHWC`);
 - the channels-last memory layout, when the config asks for it;
-- CUDA graphs on a GPU: the forward and backward of every full batch, and the weight average's update;
-- for a distillation teacher (`speed_up_teacher`), the same pooling, and bfloat16 autocast for its inference.
+- CUDA graphs on a GPU: the forward and backward of every full batch, and the weight average's update.
 
 doc/performance.md has the measurements behind each.
 """
@@ -85,7 +84,7 @@ def pool_in_channels_last(model):
 def _fast_forward(model, images, bf16, channels_last):
     """The model's own forward, in channels-last layout and, while training, under bfloat16 autocast.
 
-    The log-probabilities come back in fp32, for the loss. Autocast's weight cache stays off: CUDA
+    The logits come back in fp32, for the loss. Autocast's weight cache stays off: CUDA
     graphs require it, and each weight is used once per forward anyway.
     """
     if channels_last:
@@ -162,23 +161,6 @@ def speed_up(model, config, ema=None):
         capture_cuda_graphs(model, config.batch_size, ema)
         tricks.append("CUDA graphs")
     return tricks
-
-
-def _bf16_inference_forward(model, images):
-    with torch.autocast(images.device.type, dtype=torch.bfloat16):
-        return type(model).forward(model, images).float()
-
-
-def speed_up_teacher(teacher, config):
-    """Channels-last max-pooling and, where the student trains under it, bfloat16 autocast for each of a
-    distillation teacher's networks, in place, as its forward runs inside every training step. Its
-    probabilities are soft targets, which bf16 moves by less than a hundredth (tests/test_distillation.py)."""
-    device = next(teacher.parameters()).device
-    for network in teacher.members:
-        if use_channels_last_pooling(config, device):
-            pool_in_channels_last(network)
-        if use_bf16(config.precision, device):
-            network.forward = partial(_bf16_inference_forward, network)
 
 
 def release(model):

@@ -1,4 +1,5 @@
-"""Training: set-up, one epoch of training, evaluation, the weight average, and `fit`, which runs them all."""
+"""Training: set-up, the training step and the epoch around it, evaluation, the weight average, and `fit`,
+which runs them all."""
 
 import copy
 import json
@@ -13,15 +14,19 @@ from torch import nn
 from tqdm import tqdm
 
 from s6.checkpoints import restore_checkpoint, save_checkpoint, save_model
-from s6.config import get_device, seed_everything
+from s6.config import eval_set, get_device, seed_everything
 from s6.data import make_loaders
-from s6.distillation import build_teacher, distillation_loss
 from s6.speed import release, speed_up
 from s6_model import MODELS, count_parameters
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+# How often (in batches) an epoch reads its running loss, to stop a diverged run and update the progress bar.
+# Reading a device value makes the host wait for a GPU's queue, so not every batch.
+CHECK_EVERY = 20
 
 
 def build_model(config, device):
@@ -109,50 +114,73 @@ def set_up(config, device):
     return Run(model, ema, optimizer, scheduler, train_loader, eval_loader, tricks)
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True, teacher=None):
-    """One pass over the training loader. Returns its mean loss, accuracy (percent) and starting lr.
+def training_step(model, images, labels, optimizer, scheduler, ema, label_smoothing):
+    """One step on a batch of (N, 1, 28, 28) images and their (N,) labels: what every epoch repeats.
+    Returns the logits (N, 10) and the mean loss, both still on the device."""
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(images)
+    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()  # OneCycle moves the learning rate after every batch
+    if ema is not None:
+        ema.update_parameters(model)
+    return logits, loss
 
-    With a `teacher` (s6.distillation.Teacher), the loss mixes in the distillation loss to its probabilities.
 
-    Torch is reseeded from (seed, epoch) first, so that the shuffling, augmentation and dropout of
-    epoch k do not depend on how the run got there: a resumed run repeats an uninterrupted one.
-    """
+class EpochMetrics:
+    """An epoch's running loss and accuracy, summed on the device (reading a sum makes a GPU wait)."""
+
+    def __init__(self, device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.seen = 0
+
+    def add(self, logits, loss, labels):
+        self.loss_sum += loss.detach() * len(labels)
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.seen += len(labels)
+
+    def check_finite(self, epoch, batch):
+        """Raises TrainingDiverged, naming the epoch, where the loss is no longer a finite number."""
+        if not torch.isfinite(self.loss_sum):
+            raise TrainingDiverged(f"the loss became {self.loss_sum.item()} in epoch {epoch} (by batch {batch}): "
+                                   f"training diverged; try a lower learning rate (--lr).")
+
+    def result(self):
+        """Mean loss and accuracy (percent) so far."""
+        return {"train_loss": self.loss_sum.item() / self.seen, "train_acc": 100 * self.correct.item() / self.seen}
+
+
+def reseed(config, epoch):
+    """Seed torch from (seed, epoch), so that the shuffling, augmentation and dropout of epoch k do not depend
+    on how the run got there: a resumed run repeats an uninterrupted one."""
     torch.manual_seed(config.seed * 10_000 + epoch)
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True):
+    """`training_step` on every batch of the loader. Returns the epoch's mean loss, accuracy (percent) and
+    starting learning rate; raises TrainingDiverged where the loss stops being finite."""
+    reseed(config, epoch)
     lr = scheduler.get_last_lr()[0]
     device = next(model.parameters()).device
     model.train()
-    loss_sum = torch.zeros((), device=device)  # sums stay on the device: reading one makes a GPU wait
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
+    metrics = EpochMetrics(device)
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress)
     for batch, (images, labels) in enumerate(bar, 1):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        log_probs = model(images)
-        # log_softmax is idempotent, so cross_entropy on log-probabilities is the NLL, smoothed
-        loss = F.cross_entropy(log_probs, labels, label_smoothing=config.label_smoothing)
-        if teacher is not None:
-            soft_targets = teacher(images, config.distill_temperature)
-            loss = distillation_loss(log_probs, soft_targets, loss, config.distill_temperature, config.distill_mix)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            ema.update_parameters(model)
-        loss_sum += loss.detach() * len(labels)
-        correct += (log_probs.argmax(1) == labels).sum()
-        seen += len(labels)
-        if batch % 20 == 0 or batch == len(loader):
-            if not torch.isfinite(loss_sum):
-                raise TrainingDiverged(f"the loss became {loss_sum.item()} in epoch {epoch} (by batch {batch}): "
-                                       f"training diverged; try a lower learning rate (--lr).")
-            bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{100 * correct.item() / seen:.2f}")
-    return {"train_loss": loss_sum.item() / seen, "train_acc": 100 * correct.item() / seen, "lr": lr}
+        logits, loss = training_step(model, images, labels, optimizer, scheduler, ema, config.label_smoothing)
+        metrics.add(logits, loss, labels)
+        if batch % CHECK_EVERY == 0 or batch == len(loader):
+            metrics.check_finite(epoch, batch)
+            so_far = metrics.result()
+            bar.set_postfix(loss=f"{so_far['train_loss']:.4f}", acc=f"{so_far['train_acc']:.2f}")
+    return {**metrics.result(), "lr": lr}
 
 
 @torch.inference_mode()
 def evaluate(model, loader):
-    """Mean NLL loss and accuracy (percent) over the loader, in fp32."""
+    """Mean cross-entropy loss and accuracy (percent) over the loader, in fp32."""
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -160,14 +188,36 @@ def evaluate(model, loader):
     seen = 0
     for images, labels in loader:
         images, labels = images.to(device), labels.to(device)
-        log_probs = model(images)
-        loss_sum += F.nll_loss(log_probs, labels, reduction="sum")
-        correct += (log_probs.argmax(1) == labels).sum()
+        logits = model(images)
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
     return {"test_loss": loss_sum.item() / seen, "test_acc": 100 * correct.item() / seen}
 
 
-EPOCH_HEADER = "epoch | train loss  train acc | test loss  test acc |     lr    | seconds"
+@torch.inference_mode()
+def predict(model, loader):
+    """(images (N, 1, 28, 28), labels (N,), probabilities (N, 10)) for a whole loader, on the CPU; the images
+    as the model saw them."""
+    model.eval()
+    device = next(model.parameters()).device
+    images, labels, probs = [], [], []
+    for x, y in loader:
+        images.append(x.cpu())
+        labels.append(y.cpu())
+        probs.append(F.softmax(model(x.to(device)).float(), dim=1).cpu())
+    return torch.cat(images), torch.cat(labels), torch.cat(probs)
+
+
+def confusion_matrix(labels, predictions, classes=10):
+    """(classes, classes) counts: row = true label, column = prediction."""
+    return torch.bincount(labels * classes + predictions, minlength=classes * classes).view(classes, classes)
+
+
+def epoch_header(eval_set="test"):
+    """The heading of format_epoch's lines; `eval_set` names what was evaluated ('test' or 'validation')."""
+    short = {"test": "test", "validation": "val"}[eval_set]
+    return f"epoch | train loss  train acc | {short + ' loss':>9}  {short + ' acc':>8} |     lr    | seconds"
 
 
 def format_epoch(record):
@@ -188,7 +238,6 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
     """
     device = get_device(config.device)
     run = set_up(config, device)
-    teacher = build_teacher(config, device)
     out_dir = Path(out_dir) if out_dir else None
     done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
     if out_dir:
@@ -196,13 +245,12 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
     log(f"config: {json.dumps(config.to_dict())}")
     log(f"model {config.model}: {count_parameters(run.model):,} parameters | device {device} | "
         f"pipeline {config.pipeline} | speed: {', '.join(run.speed) or 'none'}"
-        + (f" | teacher: {config.teacher} (networks: {len(teacher.members)})" if teacher else "")
         + (f" | resuming after epoch {done}" if resume else ""))
-    log(EPOCH_HEADER)
+    log(epoch_header(eval_set(config)))
     for epoch in range(done + 1, config.epochs + 1):
         started = time.perf_counter()
         train = train_one_epoch(run.model, run.train_loader, run.optimizer, run.scheduler, config, epoch,
-                                run.ema, progress, teacher)
+                                run.ema, progress)
         if config.eval_each_epoch or epoch == config.epochs:
             test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
         else:

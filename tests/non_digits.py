@@ -223,7 +223,7 @@ def verdicts(model, features, pictures):
     """[(verdict, distance, unsure)] for PIL pictures: 'blank', 'not a digit', 'unsure' or 'digit' as the
     reader says, the squared feature distance to the nearest digit class (None for a blank), and whether
     the network is unsure of its digit, whatever the distance."""
-    from s6.predictor import prepare
+    from s6.preparing import prepare
     from s6.reading import read_digit
 
     out = []
@@ -245,13 +245,13 @@ def mnist_test_distances(model, features, images, labels):
     label."""
     import torch
 
-    from s6.predictor import mnist_like
+    from s6.preparing import mnist_like
     from s6.reading import pooled_features
 
     digits = torch.stack([mnist_like(Image.fromarray(image)) for image in images.numpy()])
     with torch.inference_mode():
-        pooled, log_probabilities = zip(*(pooled_features(model, batch) for batch in digits.split(1000)), strict=True)
-    return features.distances(torch.cat(pooled)), torch.cat(log_probabilities).argmax(1) == labels
+        pooled, logits = zip(*(pooled_features(model, batch) for batch in digits.split(1000)), strict=True)
+    return features.distances(torch.cat(pooled)), torch.cat(logits).argmax(1) == labels
 
 
 def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, threshold):
@@ -282,7 +282,7 @@ def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, 
 def table(record):
     """doc/reader.md's markdown table of `record`, as `main` writes it to results/non-digits.json: how the
     reader called the pictures of each kind."""
-    from s6.plots import markdown_table
+    from s6.cli import markdown_table
 
     return markdown_table([{"kind": kind, "pictures": counts["pictures"], "not a digit": counts["not a digit"],
                             "unsure": counts["unsure"], "blank": counts["blank"], "read as a digit": counts["digit"]}

@@ -157,7 +157,7 @@ def main(argv=None):
 
     from s6.cli import add_overwrite_flag, refuse_to_replace
     from s6.data import normalize
-    from s6.predictor import prepare
+    from s6.preparing import prepare
     from s6.reading import read_digit
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -53,7 +53,7 @@ def small_digit_figures(model, features, digits, labels, size):
     import torch
 
     from s6.data import normalize
-    from s6.predictor import prepare
+    from s6.preparing import prepare
     from s6.reading import read_digit
 
     upscaled = normalize(torch.from_numpy(np.stack([plainly_upscaled(shrunk(d, size, "light on dark"))
@@ -76,7 +76,7 @@ def small_digit_figures(model, features, digits, labels, size):
 def table(record):
     """doc/reader.md's markdown table of `record`, as `main` writes it to results/small-digits.json: a row per
     size, each share of the digits as a percentage with one decimal."""
-    from s6.plots import markdown_table
+    from s6.cli import markdown_table
 
     return markdown_table([{"size": size, **{heading: f"{figures[key]:.1%}" for key, heading in COLUMNS.items()}}
                            for size, figures in record["per_size"].items()])

@@ -1,5 +1,6 @@
 """s6/config.py: settings are checked where they are made; the device is the best available or the one asked for."""
 
+import dataclasses
 import json
 
 import pytest
@@ -24,6 +25,16 @@ def test_every_setting_in_a_models_recipe_row_takes_effect(model):
     assert set(RECIPES[model]) <= set(RECIPES["net"]), "Net's row names every setting that varies by model"
     config = TrainConfig(model=model)
     assert {name: getattr(config, name) for name in row} == row
+
+
+@pytest.mark.parametrize("change", [{"model": "tiny"}, {"recipe": "quick"}])
+def test_replace_with_another_model_or_recipe_takes_its_settings_and_keeps_what_was_given(change):
+    given = TrainConfig(seed=3, lr=0.3)
+    replaced = dataclasses.replace(given, **change)
+    fresh = TrainConfig(**change, seed=3, lr=0.3)
+    assert replaced == fresh and replaced.epochs != given.epochs
+    assert dataclasses.replace(TrainConfig(), model="tiny", epochs=7).epochs == 7
+    assert dataclasses.replace(replaced) == replaced
 
 
 def test_each_model_takes_its_own_recipe_unless_told_otherwise():

@@ -67,11 +67,12 @@ def test_net_with_dropout_zero_has_no_dropout_layers():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_model_maps_images_to_log_probabilities(name):
+def test_every_model_maps_images_to_logits(name):
     model = MODELS[name]().eval()
     out = model(torch.randn(5, 1, 28, 28))
     assert out.shape == (5, 10)
-    assert torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-5)
+    assert not torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-3)  # not log-probabilities
+    assert torch.allclose(out.softmax(1).sum(1), torch.ones(5), atol=1e-5)
 
 
 def test_baseline_has_593200_parameters_as_torchsummary_reports():

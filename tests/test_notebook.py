@@ -1,6 +1,7 @@
 """S6.ipynb: it runs top to bottom, its loop gives fit's history, and the committed copy shows a full run."""
 
 import dataclasses
+import inspect
 import json
 import os
 import re
@@ -13,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 
 import s6_utils
 from s6.config import TrainConfig
-from s6.training import fit
+from s6.training import fit, training_step
 
 
 def code_cells(notebook):
@@ -133,6 +134,11 @@ def test_notebook_builds_net_by_name_one_line_picks_another_budget_and_the_loop_
     assert re.search(r'^RECIPE = "default"  # or "quick"', source, re.MULTILINE), "one line selects the recipe"
     assert "train_one_epoch(" in source and "evaluate(" in source and "fit(" not in source
     assert not re.search(r"^\s*(def|class) ", source, re.MULTILINE), "the notebook defines nothing of its own"
+
+
+def test_the_notebook_shows_the_training_step_that_train_one_epoch_runs(committed):
+    markdown = "\n".join(cell.source for cell in committed.cells if cell.cell_type == "markdown")
+    assert f"```python\n{inspect.getsource(training_step).rstrip()}\n```" in markdown
 
 
 def imported_names(committed):

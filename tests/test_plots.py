@@ -7,18 +7,17 @@ import torch
 from conftest import ROOT
 from matplotlib.figure import Figure
 
+from s6.cli import markdown_table
 from s6.data import make_loaders
 from s6.plots import (
-    confusion_matrix,
-    markdown_table,
     model_summary,
     plot_confusion_matrix,
     plot_history,
     plot_misclassified,
     plot_samples,
     plot_test_accuracy,
-    predict,
 )
+from s6.training import confusion_matrix, predict
 from s6_model import Net, count_parameters
 
 

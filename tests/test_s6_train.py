@@ -112,6 +112,25 @@ def test_seeds_refuse_to_replace_a_run_whose_model_has_changed_unless_told_to(se
     assert json.loads(metrics.read_text())["parameters"] == record["parameters"]
 
 
+def test_a_sweep_run_again_with_another_data_folder_and_device_reuses_its_finished_seeds(seed1_done, tmp_path,
+                                                                                      run_in_process):
+    elsewhere = tmp_path / "data-elsewhere"
+    elsewhere.symlink_to(Path(DATA_DIR).resolve(), target_is_directory=True)
+    placement = {"--data-dir": str(elsewhere), "--device": None}  # another folder; the best device, not "cpu"
+    flags = [flag for i, flag in enumerate(SMALL) if flag not in placement and SMALL[i - 1] not in placement]
+    again = run_in_process("s6_train.py", *flags, "--data-dir", elsewhere, "--seeds", "1", "--out", tmp_path / "net")
+    assert again.returncode == 0, again.stderr
+    assert "reusing the finished run" in again.stdout
+
+
+def test_a_validation_sweep_is_labelled_validation_not_test(tmp_path, run_in_process):
+    result = run_in_process("s6_train.py", *SMALL, "--val-split", "5000", "--seeds", "1", "--out", tmp_path / "val")
+    assert result.returncode == 0, result.stderr
+    assert "val acc" in result.stdout and "test acc" not in result.stdout
+    assert "| last-epoch validation acc, mean ± std |" in result.stdout
+    assert json.loads((tmp_path / "val" / "seeds.json").read_text())["summary"]["eval_set"] == "validation"
+
+
 def test_seeds_reuse_a_run_saved_before_a_config_field_existed(seed1_done, tmp_path, run_in_process):
     metrics = seed1_done / "metrics.json"
     record = json.loads(metrics.read_text())
@@ -278,6 +297,18 @@ def test_careless_flags_end_in_one_line_before_any_training(args, message, monke
     err = capsys.readouterr().err
     assert code in (1, 2) and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert message in err
+
+
+def test_a_bug_keeps_its_traceback_where_a_users_mistake_is_one_line(tmp_path, monkeypatch):
+    import s6_train
+    from s6.cli import run_main
+
+    def numpy_bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr(s6_train, "fit", numpy_bug)
+    with pytest.raises(ValueError, match="broadcast"):  # not caught: run_main catches UserError only
+        run_main(s6_train.main, [*SMALL, "--out", str(tmp_path / "run")])
 
 
 def test_resuming_a_checkpoint_with_unknown_settings_is_a_one_line_error(finished_run, tmp_path, run_in_process):

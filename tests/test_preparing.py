@@ -1,4 +1,4 @@
-"""s6/predictor.py and s6/reading.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like
+"""s6/preparing.py and s6/reading.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like
 and read right, or flagged as unsure; a picture that is no digit is called so."""
 
 import non_digits as non_digits_script
@@ -15,9 +15,9 @@ from small_digits import SIZES, small_digit_figures
 
 from s6.checkpoints import CheckpointError, load_weights
 from s6.data import mnist_dataset, normalize
-from s6.predictor import load_digit, mnist_like, prepare
+from s6.preparing import load_digit, mnist_like, prepare
 from s6.reading import FEATURES_FILE, DigitFeatures, features_beside, read_digit
-from s6_model import Net
+from s6_model import BaselineNet, Net
 
 BACKGROUND = normalize(torch.tensor(0.0)).item()
 
@@ -198,3 +198,13 @@ def test_the_reader_set_scripts_refuse_to_replace_their_results_unless_told_to_o
     with pytest.raises(ValueError, match=f"{tmp_path / 'earlier.json'}.* already.*--overwrite"):
         script.main(["--out", str(tmp_path / "earlier.json")])
     assert (tmp_path / "earlier.json").read_text() == "{}"
+
+
+def test_a_model_without_a_pooled_head_gets_digit_features_from_its_own_forward(mnist_test):
+    images, labels = mnist_test
+    digits = normalize(images[:400].float().unsqueeze(1) / 255)
+    model = BaselineNet().eval()
+    features = DigitFeatures.fit(model, digits[:300], labels[:300], digits[300:], quantile=0.99)
+    assert features.means.shape == (10, 32 + 64 + 128 + 256 + 50)  # every ReLU's channels
+    reading = read_digit(model, digits[0], features)
+    assert reading.distance is not None and len(reading.probabilities) == 10

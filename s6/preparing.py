@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from s6.config import UserError
 from s6.data import normalize
 
 WORKING_SIZE = 256  # pixels along the longer side: plenty for one digit, and quick
@@ -26,8 +27,8 @@ WORKING_SIZE = 256  # pixels along the longer side: plenty for one digit, and qu
 SMALL_PICTURE = 64
 # A picture whose ink differs from its ground by less than this (of the full range) holds nothing visible.
 MIN_CONTRAST = 0.05
-# Where sharpened() starts its contrast stretch: chosen among 0.1, 0.2 and 0.3 on 1,000 training digits
-# shrunk to 8x8 and 12x12, as the one with the most read right and not called "not a digit".
+# Where sharpened() starts its contrast stretch: the value that reads the most small training digits right
+# (doc/reader.md).
 SHARPEN_FROM = 0.2
 STROKE_WIDTH = 2.75  # MNIST's median stroke, in pixels of its 20-pixel digit box (see even_stroke)
 
@@ -135,7 +136,7 @@ def find_ink(gray):
     ink = ink_shade & surface
     ink &= ~touching_the_edge(ink, 0.12 * min(gray.shape))
     if not ink.any():
-        raise ValueError("no digit found: the image is blank")
+        raise UserError("no digit found: the image is blank")
     ground = surface & ~ink_shade
     light = gray if ink_is_dark else 1 - gray  # ground light, ink dark
     # the ground's own brightness nearby, averaged over ground pixels only: uneven light and shadows are
@@ -151,7 +152,7 @@ def digit_mask(strength, surface):
     ink = strength > max(otsu_threshold(values / max(values.max(), 1e-6)) * values.max(), 0.1)
     labels, count = ndimage.label(ink)
     if count == 0:
-        raise ValueError("no digit found: the image is blank")
+        raise UserError("no digit found: the image is blank")
     sizes = ndimage.sum_labels(ink, labels, range(1, count + 1))
     rows, cols = np.nonzero(np.isin(labels, 1 + np.flatnonzero(sizes >= 0.1 * sizes.max())))
     margin = 0.25 * max(np.ptp(rows), np.ptp(cols))  # a pen that skipped leaves small pieces close by
@@ -184,14 +185,14 @@ def grey_ink(gray):
     """Ink strength in [0, 1] of a small grey picture, measured against the picture's own contrast.
 
     The ground is the shade of most of the picture's edge, the ink the other side of the picture's range:
-    dark on light or light on dark. ValueError where no ink stands out by MIN_CONTRAST.
+    dark on light or light on dark. UserError where no ink stands out by MIN_CONTRAST.
     """
     ground = np.median(edge_pixels(gray))
     ink_is_dark = ground > (gray.min() + gray.max()) / 2
     ink = ground - gray if ink_is_dark else gray - ground
     contrast = ink.max()
     if contrast < MIN_CONTRAST:
-        raise ValueError("no digit found: the image is blank")
+        raise UserError("no digit found: the image is blank")
     # the faintest tenth of the range is the ground's grain or a JPEG's ringing, not ink
     return np.clip((ink / contrast - 0.1) / 0.9, 0, 1)
 
@@ -259,17 +260,17 @@ def mnist_like(image):
 
     Light on dark, cropped, scaled so that its longer side is 20 pixels and placed in 28x28 with its
     centre of mass at the centre. A photo's ink is found on its writing surface and its stroke brought to
-    MNIST's width; a picture of up to SMALL_PICTURE pixels keeps its grey levels. ValueError for an image
+    MNIST's width; a picture of up to SMALL_PICTURE pixels keeps its grey levels. UserError for an image
     with no ink.
     """
     return prepare(image).digit
 
 
 def open_image(path):
-    """A PIL image from a file, fully read; a one-line ValueError for a missing, damaged or huge file."""
+    """A PIL image from a file, fully read; a one-line UserError for a missing, damaged or huge file."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError("a folder, not an image" if path.is_dir() else "no such file")
+        raise UserError("a folder, not an image" if path.is_dir() else "no such file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -278,15 +279,15 @@ def open_image(path):
                 image.load()
                 return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(f"the image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels): scale it down "
+        raise UserError(f"the image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels): scale it down "
                          f"first") from None
     except UnidentifiedImageError:
-        raise ValueError("not an image PIL can read (PNG or JPEG expected)") from None
+        raise UserError("not an image PIL can read (PNG or JPEG expected)") from None
     except OSError as error:
-        raise ValueError(f"the image cannot be read ({error})") from None
+        raise UserError(f"the image cannot be read ({error})") from None
 
 
 def load_digit(path):
-    """prepare() of an image file: its MNIST-like digit and the digit's size; one-line ValueError for a missing,
+    """prepare() of an image file: its MNIST-like digit and the digit's size; one-line UserError for a missing,
     unreadable, huge or blank file."""
     return prepare(open_image(path))
