@@ -78,6 +78,23 @@ def as_photo(digit, size=(240, 300)):
 
 
 @pytest.fixture(scope="session")
+def model():
+    """The committed Net (results/net-seed1/model.pt), in eval mode, for the tests that read digits with it."""
+    from s6.checkpoints import load_weights
+    from s6_model import Net
+
+    return load_weights(Net(), WEIGHTS).eval()
+
+
+@pytest.fixture(scope="session")
+def features():
+    """The committed DigitFeatures of the committed Net."""
+    from s6.reading import features_beside
+
+    return features_beside(WEIGHTS)
+
+
+@pytest.fixture(scope="session")
 def mnist_test():
     """The MNIST test set as (uint8 images (N, 28, 28), labels (N,))."""
     from s6.data import mnist_dataset

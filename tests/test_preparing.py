@@ -7,30 +7,19 @@ import photo_digits as photo_digits_script
 import pytest
 import small_digits as small_digits_script
 import torch
-from conftest import DATA_DIR, WEIGHTS, as_photo
+from conftest import DATA_DIR, as_photo
 from non_digits import mnist_test_distances, non_digits, verdicts
 from photo_digits import KINDS, outcome, photo_digits
 from PIL import Image
 from small_digits import SIZES, small_digit_figures
 
-from s6.checkpoints import CheckpointError, load_weights
+from s6.checkpoints import CheckpointError
 from s6.data import mnist_dataset, normalize
 from s6.preparing import load_digit, mnist_like, prepare
-from s6.reading import FEATURES_FILE, DigitFeatures, features_beside, read_digit
-from s6_model import BaselineNet, Net
+from s6.reading import FEATURES_FILE, DigitFeatures, read_digit
+from s6_model import BaselineNet
 
 BACKGROUND = normalize(torch.tensor(0.0)).item()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_weights(Net(), WEIGHTS).eval()
-
-
-@pytest.fixture(scope="module")
-def features():
-    """The committed DigitFeatures of the committed Net."""
-    return features_beside(WEIGHTS)
 
 
 @pytest.fixture(scope="module")

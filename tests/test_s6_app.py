@@ -17,13 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, WEIGHTS, as_photo
+from conftest import ROOT, as_photo
 from non_digits import smiley
 from PIL import Image
-
-from s6.checkpoints import load_weights
-from s6.reading import features_beside
-from s6_model import Net
 
 REQUIRED = os.environ.get("S6_REQUIRE_BROWSER") == "1"
 try:
@@ -38,16 +34,6 @@ from s6.app import read_drawing, read_upload  # noqa: E402
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_weights(Net(), WEIGHTS).eval()
-
-
-@pytest.fixture(scope="module")
-def features():
-    return features_beside(WEIGHTS)
 
 
 def blank_canvas():
