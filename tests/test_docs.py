@@ -285,13 +285,6 @@ class Quote:
 
 FIGURES = [
     # README.md: the results paragraph
-    Quote("README.md", "TinyNet's mean clears {} (not the {} set later) and SmallNet's {}, though one SmallNet seed "
-                       "stays below {} in",
-          TARGETS["tiny"], TARGETS["tiny raised"], TARGETS["small"], REACHED),
-    Quote("README.md", "reach 99.4% by epoch {} (median), but its mean, {}, is {} short of {}, and MicroNet ends {} "
-                       "short of {}.",
-          seeds("net", "median_first_epoch_at_target", INTEGER), seeds("net", fmt=PERCENT3),
-          target_gap("net", 99.62, rounded(3)), TARGETS["net"], target_gap("micro", 99.00), TARGETS["micro"]),
     # README.md: the notebook, the performance section, the photo-like digits
     Quote("README.md", "it trained for {} and ended at {}, first reaching 99.4% in epoch {}.",
           notebook("training time:", " s"), notebook("final test accuracy:", "%"),
@@ -302,6 +295,9 @@ FIGURES = [
           field(BENCH, "speedup", fmt=RATIO), *[bench_way(way, "seconds_to_target", fmt=rounded(0))
                                                 for way in ("quick", "fast", "conventional")],
           seconds_of("gpu-h100")),
+    # README.md: the exports
+    Quote("README.md", "predicts as PyTorch on {} of the 10,000",
+          derived("MIN_AGREEMENT in s6/export.py", lambda: __import__("s6.export").export.MIN_AGREEMENT, "{}%".format)),
     # the quick recipe
     Quote("doc/performance.md", "the fast way reaches {} of the fp32 matmul's",
           derived(f"ways.fast.fraction_of_matmul in {BENCH}",
@@ -547,6 +543,7 @@ def printed_tables():
 
     from s6_bench import table as bench_table
     from s6_experiments import table as experiments_table
+    from s6_export import export_table
     from s6_frontier import load_sweeps, references_table
     from s6_frontier import table as frontier_table
 
@@ -564,6 +561,8 @@ def printed_tables():
          "`python s6_bench.py` from results/bench-cuda.json"),
         ("doc/experiments.md", lines_of(experiments_table(read_json("results/experiments.json"))),
          "`python s6_experiments.py` from results/experiments.json"),
+        ("README.md", lines_of(export_table(read_json("results/export.json"))),
+         "`python s6_export.py` from results/export.json"),
         ("doc/reader.md", lines_of(small_digits_table(read_json(SMALL))),
          f"`python tests/small_digits.py` from {SMALL}"),
         ("doc/reader.md", lines_of(non_digits_table(read_json(NON_DIGITS))),

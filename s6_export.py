@@ -1,0 +1,220 @@
+"""Take a trained S6 network elsewhere: ONNX (fp32) and int8 files, each checked in ONNX Runtime, and their speed.
+
+    python s6_export.py results/net-seed1 --int8          # -> results/net-seed1/model.onnx, model-int8.onnx,
+                                                          #    and their entry in results/export.json
+    python s6_export.py my-run/model.pt --model tiny      # a bare model.pt: name its class (default: net)
+    python s6_export.py results/{net,small,tiny,micro}-seed1 --bench   # images/s: PyTorch and ONNX Runtime
+
+model.onnx takes "image", float32 (N, 1, 28, 28), any N: one light digit on black per 28x28 image, as MNIST's,
+each pixel normalised as (pixel / 255 - 0.1307) / 0.3081; it returns "logits", float32 (N, 10): the argmax is
+the digit, a softmax gives probabilities. The files' metadata_props say the same. model-int8.onnx (--int8) is
+the same network after static int8 quantization (ONNX Runtime's quantizer, weights per channel), calibrated
+on 5,000 MNIST training images. Every run prints the record's table: accuracies, sizes and speeds.
+
+A file takes its name only after ONNX Runtime has read MNIST's 10,000 test images with it: fp32 must predict
+as PyTorch on 99.99% of them and score within 0.01 points of it, int8 within 0.10 points of fp32. A run
+folder's metrics.json names the model's class. --bench times the files already exported beside each run
+against PyTorch's eager evaluation and ways of speeding it up, in turns, and keeps the medians in the record.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from s6.checkpoints import CheckpointError, load_weights, read_metrics, save_json
+from s6.cli import (
+    RESULTS,
+    add_overwrite_flag,
+    apply_threads,
+    markdown_table,
+    parser_for,
+    positive_int,
+    refuse_to_replace,
+    run_main,
+)
+from s6.config import UserError, machine_name
+from s6.export import CALIBRATION_IMAGES, FP32_FILE, INT8_FILE, export_and_check, mnist_arrays, require
+from s6_model import MODELS
+
+
+def parse_args(argv=None):
+    parser = parser_for(__doc__)
+    parser.add_argument("runs", nargs="+", metavar="RUN_OR_MODEL_PT",
+                        help="a folder written by s6_train.py, or a model.pt (or checkpoint.pt)")
+    parser.add_argument("--model", choices=list(MODELS),
+                        help="the class of the weights (default: the run's metrics.json says; else net)")
+    parser.add_argument("--int8", action="store_true", help=f"also write {INT8_FILE}, quantized to int8")
+    parser.add_argument("--out", help="folder for the ONNX files (default: beside the weights)")
+    parser.add_argument("--record", default=str(RESULTS / "export.json"),
+                        help="the JSON file that keeps each export's checks and the benchmark "
+                             "(default: results/export.json)")
+    parser.add_argument("--data-dir", default="data", help="the folder that holds MNIST/raw/")
+    parser.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
+                        help="torch.onnx's TorchScript exporter or its dynamo one (needs onnxscript); auto: "
+                             "TorchScript where this torch has it")
+    parser.add_argument("--calibration-images", type=positive_int, default=CALIBRATION_IMAGES,
+                        help=f"training images that calibrate --int8 (default: {CALIBRATION_IMAGES:,}; the "
+                             f"calibration holds all their activations in memory, about 2.5 GB for Net)")
+    parser.add_argument("--test-images", type=positive_int,
+                        help="check on the first N test images only (default: all 10,000)")
+    parser.add_argument("--bench", action="store_true",
+                        help=f"time the {FP32_FILE} and {INT8_FILE} beside each run instead of exporting")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="--bench repetitions (default: 7)")
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads for torch and ONNX Runtime (default: torch's choice)")
+    add_overwrite_flag(parser, f"{FP32_FILE} and {INT8_FILE}")
+    args = parser.parse_args(argv)
+    if args.out and len(args.runs) > 1:
+        parser.error("--out takes one run at a time")
+    if args.bench and args.int8:
+        parser.error("--bench times files exported already: export with --int8 first, then run --bench")
+    return args
+
+
+def locate(source, model_flag):
+    """(the weights file, the model's key) of a run folder or a model.pt: --model, else the run's metrics.json,
+    else net."""
+    path = Path(source)
+    weights = path / "model.pt" if path.is_dir() else path
+    if path.is_dir() and not weights.is_file():
+        raise CheckpointError(f"{path} holds no model.pt: give a folder written by s6_train.py, or a model.pt")
+    metrics = weights.parent / "metrics.json"
+    key = model_flag or (read_metrics(metrics)["config"]["model"] if metrics.is_file() else "net")
+    return weights, key
+
+
+def load(weights, key):
+    try:
+        return load_weights(MODELS[key](), weights)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error} (if it is another model's, say which with --model)") from None
+
+
+def shown(path):
+    """`path` from the current folder where it lies below it, as a user would type it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def output_folder(args, weights):
+    return Path(args.out) if args.out else weights.parent
+
+
+def update_record(path, section, key, value):
+    """Set record[section][key] (or record[section] where `key` is None) in the JSON file at `path`."""
+    path = Path(path)
+    record = {}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            raise CheckpointError(f"{path} is damaged: delete it, or give another --record") from None
+    if key is None:
+        record[section] = value
+    else:
+        record.setdefault(section, {})[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_json(path, record)
+
+
+def entry_name(folder, record):
+    """The record's name for an export in `folder`: its path from the record's folder (results/net-seed1 ->
+    net-seed1), so that exports of two runs of one model keep an entry each."""
+    return Path(os.path.relpath(Path(folder).resolve(), Path(record).resolve().parent)).as_posix()
+
+
+def summary_line(folder, record):
+    acc, agree, files = record["accuracy"], record["agreement_with_pytorch"], record["files"]
+    line = (f"{Path(folder) / FP32_FILE}: {files[FP32_FILE]['bytes']:,} bytes, {acc['onnx_fp32']:.2f}% on "
+            f"{record['test_images']:,} test images (PyTorch {acc['pytorch']:.2f}%, same prediction on "
+            f"{agree['onnx_fp32']:.2f}%)")
+    if INT8_FILE in files:
+        line += f"; {INT8_FILE}: {files[INT8_FILE]['bytes']:,} bytes, {acc['onnx_int8']:.2f}%"
+    return line
+
+
+def export(args, runs):
+    targets = [output_folder(args, weights) / name for weights, _ in runs
+               for name in (FP32_FILE, INT8_FILE)[:2 if args.int8 else 1]]
+    refuse_to_replace(targets, args.overwrite)  # all before the first export, so that none is half done
+    for weights, key in runs:
+        folder = output_folder(args, weights)
+        record = export_and_check(load(weights, key), folder, args.data_dir, int8=args.int8,
+                                  exporter=None if args.exporter == "auto" else args.exporter,
+                                  overwrite=args.overwrite, limit=args.test_images,
+                                  calibration_images=args.calibration_images, threads=torch.get_num_threads())
+        record = {"weights": str(weights), "weights_bytes": weights.stat().st_size, **record}
+        update_record(args.record, "exports", entry_name(folder, args.record), record)
+        print(summary_line(folder, record))
+    print(f"{shown(args.record)}: the checks and sizes")
+
+
+def bench(args, runs):
+    # imported here: the benchmark's PyTorch ways are no part of an export
+    from s6.inference_speed import benchmark, onnx_ways, predictions, pytorch_ways
+
+    threads = torch.get_num_threads()
+    images = mnist_arrays(args.data_dir, limit=args.test_images)[0]
+    results = {}
+    for weights, key in runs:
+        folder = output_folder(args, weights)
+        files = {"onnx runtime fp32": folder / FP32_FILE, "onnx runtime int8": folder / INT8_FILE}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            raise UserError(f"no {' or '.join(missing)}: export first, with python s6_export.py {weights} --int8")
+        ways = {**pytorch_ways(load(weights, key)), **onnx_ways(files, threads)}
+        results[entry_name(folder, args.record)] = {"model": key, **benchmark(ways, images, args.repeats),
+                                                    "predictions": predictions(ways, images)}
+        print(bench_table(key, results[entry_name(folder, args.record)]))
+    update_record(args.record, "benchmark", None, {
+        "machine": machine_name("cpu"), "threads": threads, "repeats": args.repeats, "test_images": len(images),
+        "torch": torch.__version__, "onnxruntime": require("onnxruntime").__version__, "runs": results})
+    print(f"{shown(args.record)}: the benchmark, on {machine_name('cpu')}")
+
+
+def bench_table(key, result):
+    speeds = result["images_per_second"]
+    ratios = next(value for name, value in result.items() if name.startswith("ratio_to_"))
+    rows = [{"model": key, "way": name,
+             **{f"{batch}, images/s": f"{speeds[batch][name]:,.0f} ({ratios[batch][name]:.2f}x)" for batch in speeds},
+             "same predictions": "yes" if compared["identical_predictions"] else
+             f"{compared['disagreements']} differ"} for name, compared in result["predictions"].items()]
+    return markdown_table(rows)
+
+
+def export_table(record):
+    """The README's table of `record` (results/export.json): per export, the accuracies, the sizes in bytes and,
+    where --bench timed it, ONNX Runtime's speed as a multiple of PyTorch eager's."""
+    timed = record.get("benchmark", {}).get("runs", {})
+    rows = []
+    for name, entry in record["exports"].items():
+        acc, files = entry["accuracy"], entry["files"]
+        ratios = timed.get(name, {}).get("ratio_to_pytorch_eager", {})
+        int8 = f"{acc['onnx_int8']:.2f}%" if "onnx_int8" in acc else "—"
+        row = {"run": name, "parameters": f"{entry['parameters']:,}", "PyTorch": f"{acc['pytorch']:.2f}%",
+               "ONNX fp32": f"{acc['onnx_fp32']:.2f}%", "ONNX int8": int8,
+               "bytes: model.pt / model.onnx / int8": " / ".join(
+                   f"{size:,}" for size in [entry["weights_bytes"]] + [f["bytes"] for f in files.values()])}
+        for batch in ("batch 1", "batch 1000"):
+            speed = ratios.get(batch)
+            row[f"{batch}: fp32 / int8 speed"] = (f"{speed['onnx runtime fp32']:.2f}x / "
+                                                  f"{speed['onnx runtime int8']:.2f}x" if speed else "—")
+        rows.append(row)
+    return markdown_table(rows)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    apply_threads(args)
+    require("onnx"), require("onnxruntime")  # before any work, so that a missing package is the first thing said
+    runs = [locate(source, args.model) for source in args.runs]
+    (bench if args.bench else export)(args, runs)
+    print(export_table(json.loads(Path(args.record).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
