@@ -86,13 +86,6 @@ def locate(source, model_flag):
     return weights, key
 
 
-def load(weights, key):
-    try:
-        return load_weights(MODELS[key](), weights)
-    except CheckpointError as error:
-        raise CheckpointError(f"{error} (if it is another model's, say which with --model)") from None
-
-
 def shown(path):
     """`path` from the current folder where it lies below it, as a user would type it."""
     relative = os.path.relpath(path)
@@ -142,7 +135,7 @@ def export(args, runs):
     refuse_to_replace(targets, args.overwrite)  # all before the first export, so that none is half done
     for weights, key in runs:
         folder = output_folder(args, weights)
-        record = export_and_check(load(weights, key), folder, args.data_dir, int8=args.int8,
+        record = export_and_check(load_weights(MODELS[key](), weights), folder, args.data_dir, int8=args.int8,
                                   exporter=None if args.exporter == "auto" else args.exporter,
                                   overwrite=args.overwrite, limit=args.test_images,
                                   calibration_images=args.calibration_images, threads=torch.get_num_threads())
@@ -165,7 +158,7 @@ def bench(args, runs):
         missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise UserError(f"no {' or '.join(missing)}: export first, with python s6_export.py {weights} --int8")
-        ways = {**pytorch_ways(load(weights, key)), **onnx_ways(files, threads)}
+        ways = {**pytorch_ways(load_weights(MODELS[key](), weights)), **onnx_ways(files, threads)}
         results[entry_name(folder, args.record)] = {"model": key, **benchmark(ways, images, args.repeats),
                                                     "predictions": predictions(ways, images)}
         print(bench_table(key, results[entry_name(folder, args.record)]))

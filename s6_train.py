@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from s6.checkpoints import remove_run, saved_run, seed_statistics, seeds_table_row, writable_folder
+from s6.checkpoints import remove_run, run_lock, saved_run, seed_statistics, seeds_table_row, writable_folder
 from s6.cli import (
     add_config_flags,
     add_overwrite_flag,
@@ -100,9 +100,9 @@ def resume(args):
         print(f"{folder} holds a finished run ({run.epochs_done} of {run.config.epochs} epochs): nothing to resume")
         return
     overrides = {name: getattr(args, name) for name in PLACEMENT if getattr(args, name) is not None}
-    writable_folder(folder)
-    fit(TrainConfig(**{**run.config.to_dict(), **overrides}), out_dir=folder, resume=True,
-        progress=not args.no_progress)
+    with run_lock(folder):
+        fit(TrainConfig(**{**run.config.to_dict(), **overrides}), out_dir=folder, resume=True,
+            progress=not args.no_progress)
 
 
 def seed_plan(config, folder, overwrite):
@@ -127,9 +127,14 @@ def seed_plan(config, folder, overwrite):
 def run_seeds(config, seeds, out, progress, overwrite, plot=None):
     configs = {seed: TrainConfig(**{**config.to_dict(), "seed": seed}) for seed in dict.fromkeys(seeds)}
     folders = {seed: out.parent / f"{out.name}-seed{seed}" for seed in configs}  # results/net -> results/net-seed1
-    plans = {seed: seed_plan(configs[seed], folders[seed], overwrite) for seed in configs}  # all checked first
-    for folder in [out, *folders.values()]:
-        writable_folder(folder)
+    for seed in configs:  # a seed folder that cannot be used is named before any folder is made or locked
+        seed_plan(configs[seed], folders[seed], overwrite)
+    with run_lock(out, *folders.values()):
+        return _run_seeds(config, configs, folders, out, progress, overwrite, plot)
+
+
+def _run_seeds(config, configs, folders, out, progress, overwrite, plot):
+    plans = {seed: seed_plan(configs[seed], folders[seed], overwrite) for seed in configs}  # now no run can change
     runs = {}
     for seed, plan in plans.items():
         if plan == "reuse":
@@ -167,14 +172,15 @@ def main(argv=None):
     out = Path(args.resume or args.out)
     progress = not args.no_progress
     try:
-        if args.resume:
-            resume(args)
-        elif args.seeds:
+        if args.seeds:
             run_seeds(config_from_args(args), args.seeds, out, progress, args.overwrite, args.plot)
+        elif args.resume:
+            resume(args)
         else:
             config = config_from_args(args)
-            start_fresh(out, args.overwrite)
-            fit(config, out_dir=out, progress=progress)
+            with run_lock(out):
+                start_fresh(out, args.overwrite)
+                fit(config, out_dir=out, progress=progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {interrupted_hint(args, out)}", file=sys.stderr)
         return 130

@@ -1,8 +1,10 @@
 """Files a run writes and reads: checkpoint.pt, metrics.json, model.pt, always written atomically."""
 
+import contextlib
 import json
 import os
 import statistics
+import time
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -11,9 +13,16 @@ from typing import NamedTuple
 import torch
 
 from s6.config import TARGET_ACC, TrainConfig, UserError, eval_set, machine_name
-from s6_model import count_parameters
+from s6_model import MODELS, count_parameters
+
+try:
+    import fcntl  # POSIX
+except ImportError:  # Windows
+    fcntl = None
+    import msvcrt
 
 RUN_FILES = ("checkpoint.pt", "metrics.json", "model.pt")
+LOCK_FILE = ".s6-run.lock"
 
 
 class CheckpointError(UserError):
@@ -161,9 +170,25 @@ def load_weights(model, path, device="cpu"):
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:
+        owner = model_of(state)
+        if owner:
+            raise CheckpointError(f"{path} holds weights for {MODELS[owner].__name__}, not {type(model).__name__}: "
+                                  f"give --model {owner}") from None
         first_line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path} does not hold weights for {type(model).__name__}: {first_line}") from None
     return model
+
+
+def model_of(state):
+    """The key in s6_model.MODELS of the one class whose state_dict `state` fits, or None."""
+    def fits(cls):
+        try:
+            cls().load_state_dict(state)
+            return True
+        except (RuntimeError, TypeError, AttributeError):
+            return False
+    owners = [key for key, cls in MODELS.items() if fits(cls)]
+    return owners[0] if len(owners) == 1 else None
 
 
 def restore_checkpoint(path, run):
@@ -254,6 +279,38 @@ def writable_folder(folder):
         reason = "it is a file" if folder.is_file() else error.strerror or type(error).__name__
         raise CheckpointError(f"cannot write to {folder} ({reason}): choose another folder") from None
     return folder
+
+
+@contextlib.contextmanager
+def run_lock(*folders):
+    """Hold an OS lock on each folder (on its LOCK_FILE) while a run trains there; UserError at once, naming
+    the folder and the process, where another run holds one. The OS releases a lock when its process ends,
+    however it ends, so a crashed or killed run leaves none behind; the empty file itself is harmless."""
+    with contextlib.ExitStack() as held:
+        for folder in folders:
+            held.enter_context(_locked(writable_folder(folder)))
+        yield
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    path = Path(folder) / LOCK_FILE
+    with open(path, "a+") as handle:
+        try:
+            if fcntl:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"{folder} is in use by a run still training there ({holder}): wait for it to end, "
+                            f"or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"s6_train.py, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield
 
 
 def remove_run(folder):

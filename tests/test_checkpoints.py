@@ -71,8 +71,11 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, caps
     assert "this must never run" not in capsys.readouterr().out
 
 
-def test_weights_of_another_model_are_a_clear_error(tmp_path):
+def test_weights_of_another_model_say_which_model_they_are_for_and_the_flag_to_give(tmp_path):
     torch.save(TinyNet().state_dict(), tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="holds weights for TinyNet, not Net: give --model tiny$"):
+        load_weights(Net(), tmp_path / "model.pt")
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "model.pt")  # no model's
     with pytest.raises(CheckpointError, match="does not hold weights for Net"):
         load_weights(Net(), tmp_path / "model.pt")
 

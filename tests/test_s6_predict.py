@@ -84,8 +84,9 @@ def test_weights_that_are_not_ours_are_a_one_line_error(tmp_path, test_digits, r
     assert_one_line_error(result)
     assert "does not hold weights for Net" in result.stderr
     torch.save(Net().state_dict(), junk)
-    assert "does not hold weights for TinyNet" in run_in_process("s6_predict.py", image, "--weights", junk,
-                                                            "--model", "tiny").stderr
+    result = run_in_process("s6_predict.py", image, "--weights", junk, "--model", "tiny")
+    assert_one_line_error(result)
+    assert "holds weights for Net, not TinyNet: give --model net" in result.stderr
 
 
 def test_an_unsure_reading_says_so_and_names_the_two_likeliest_digits(tmp_path, mnist_test, run_in_process):

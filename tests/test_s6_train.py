@@ -3,6 +3,7 @@
 import dataclasses
 import errno
 import json
+import os
 import re
 import shutil
 import signal
@@ -326,3 +327,71 @@ def test_seeds_with_a_damaged_metrics_json_stop_at_once_naming_it(seed1_done, tm
     assert_one_line_error(result)
     assert "net-seed1/metrics.json is damaged" in result.stderr
     assert not (tmp_path / "net-seed2").exists()
+
+
+LOCK_HOLDER = """import sys, time
+from s6.checkpoints import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """start(folder): a process that holds run_lock(folder), as a training run does, until the test ends or kills
+    it."""
+    processes = []
+
+    def start(folder):
+        process = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(folder)], cwd=ROOT, text=True,
+                                   stdout=subprocess.PIPE)
+        processes.append(process)
+        assert process.stdout.readline() == "locked\n"
+        return process
+    yield start
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_second_run_into_a_folder_a_run_is_training_in_is_refused_at_once_and_the_first_finishes(tmp_path,
+                                                                                                  run_in_process):
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, str(ROOT / "s6_train.py"), *SMALL, "--epochs", "3", "--out", out],
+                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert first.stdout.readline()  # its first line, the config, comes once it holds the folder
+        for flags in (["--out", out], ["--seeds", 1, "--out", out]):  # the sweep's own folder is `out` too
+            second = run_in_process("s6_train.py", *SMALL, *flags)
+            assert_one_line_error(second)
+            assert f"{out} is in use by a run still training there (s6_train.py, pid {first.pid}," in second.stderr
+        stdout, stderr = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, stderr
+    assert json.loads((out / "metrics.json").read_text())["config"]["epochs"] == 3, "the first run's files"
+
+
+def test_a_sweep_refuses_while_a_run_trains_in_one_of_its_seed_folders_and_a_second_sweep_too(tmp_path, lock_holder,
+                                                                                             run_in_process):
+    lock_holder(tmp_path / "net-seed2")
+    result = run_in_process("s6_train.py", *SMALL, "--seeds", 1, 2, "--out", tmp_path / "net")
+    assert_one_line_error(result)
+    assert f"{tmp_path / 'net-seed2'} is in use by a run still training there" in result.stderr
+    assert not (tmp_path / "net-seed1" / "metrics.json").exists(), "refused before any seed trained"
+    lock_holder(tmp_path / "other")
+    result = run_in_process("s6_train.py", *SMALL, "--seeds", 1, "--out", tmp_path / "other")
+    assert f"{tmp_path / 'other'} is in use" in result.stderr
+
+
+def test_a_killed_runs_lock_does_not_block_the_next_run(tmp_path, lock_holder, run_in_process):
+    out = tmp_path / "run"
+    holder = lock_holder(out)
+    holder.kill()  # SIGKILL: no clean-up of its own; the lock file stays, the OS lock goes with the process
+    holder.wait()
+    assert (out / ".s6-run.lock").exists()
+    result = run_in_process("s6_train.py", *SMALL, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.pt").exists()
