@@ -12,6 +12,7 @@ full run is timed against the fast one's. All update the weight average (EMA) ev
 real run does.
 """
 
+import copy
 import dataclasses
 import json
 import statistics
@@ -152,6 +153,22 @@ def seconds_of_process(*args):
     return time.perf_counter() - started
 
 
+def evaluation_seconds(run, reps=5):
+    """Median seconds of one evaluation of the run's network as the run evaluates it, and of the same network
+    in NCHW layout (as without channels-last evaluation), timed in turns."""
+    network = evaluated(run.model, run.ema)
+    nchw = copy.deepcopy(network)
+    release(nchw)
+    nchw.to(memory_format=torch.contiguous_format)
+    seconds = {"as_run": [], "nchw": []}
+    for _ in range(reps):
+        for name, model in (("as_run", network), ("nchw", nchw)):
+            started = time.perf_counter()
+            evaluate(model, run.eval_loader)  # ends by reading the sums, which waits for the device
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times) for name, times in seconds.items()}
+
+
 def profile(config, device, batches):
     """Where a run's seconds go before its epochs (start-up, in a fresh process) and in them (the phases of
     `batches` training steps, one evaluation)."""
@@ -159,10 +176,10 @@ def profile(config, device, batches):
     start_up = seconds_of_process("-c", START_UP, json.dumps(config.to_dict()))
     run = set_up(config, device)
     phases = step_phases(run, config, batches)
-    started = time.perf_counter()
-    evaluate(evaluated(run.model, run.ema), run.eval_loader)  # ends by reading the sums, which waits for the device
+    evaluation = evaluation_seconds(run)
     return {"python_and_imports_seconds": imports, "read_mnist_and_set_up_seconds": start_up - imports,
-            "batches": batches, "step_phase_seconds": phases, "evaluation_seconds": time.perf_counter() - started}
+            "batches": batches, "step_phase_seconds": phases, "evaluation_seconds": evaluation["as_run"],
+            "evaluation_seconds_nchw": evaluation["nchw"]}
 
 
 def flops_per_training_image(config, device):
@@ -273,7 +290,7 @@ def profile_text(profile):
     return (f"Quick run profile: {imports + set_up_seconds:.1f} s before the first epoch (Python and imports "
             f"{imports:.1f} s, reading MNIST and setting up {set_up_seconds:.1f} s); {profile['batches']} training "
             f"steps took {steps:.2f} s ({shares}); one evaluation of the 10,000 test images took "
-            f"{profile['evaluation_seconds']:.1f} s.")
+            f"{profile['evaluation_seconds']:.2f} s ({profile['evaluation_seconds_nchw']:.2f} s in NCHW layout).")
 
 
 def main(argv=None):

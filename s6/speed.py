@@ -7,6 +7,7 @@ loop knows nothing of them:
 - bfloat16 autocast for the training forward, on a CPU with AVX-512-BF16 or AMX;
 - max-pooling in channels-last layout on a CPU (`MaxPool2dNHWC`);
 - the channels-last memory layout, when the config asks for it;
+- on a CPU, the weight average (the network evaluated, never trained) in channels-last layout;
 - CUDA graphs on a GPU: the forward and backward of every full batch, and the weight average's update.
 
 doc/performance.md has the measurements behind each.
@@ -43,6 +44,13 @@ def use_bf16(precision, device):
 def use_channels_last_pooling(config, device):
     """Whether to swap the model's max-pools for MaxPool2dNHWC: on a CPU, for an NCHW model only."""
     return config.channels_last_pooling and not config.channels_last and torch.device(device).type == "cpu"
+
+
+def use_channels_last_evaluation(config, device, ema):
+    """Whether to keep the weight average in channels-last layout: on a CPU, where there is one (the network
+    trained stays as it is), unless the whole model is channels-last already."""
+    return (config.channels_last_evaluation and ema is not None and not config.channels_last
+            and torch.device(device).type == "cpu")
 
 
 def use_cuda_graphs(config, device):
@@ -92,6 +100,13 @@ def _fast_forward(model, images, bf16, channels_last):
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16 and model.training,
                         cache_enabled=False):
         return type(model).forward(model, images).float()
+
+
+def _channels_last_forward(model, images):
+    """The model's own forward on a channels-last copy of the batch, for a model whose weights are channels-last:
+    PyTorch's CPU convolutions then run their channels-last kernels (measured 1.6x faster for Net's evaluation,
+    with the same predictions; doc/performance.md)."""
+    return type(model).forward(model, images.contiguous(memory_format=torch.channels_last))
 
 
 def capture_cuda_graphs(model, batch_size, ema=None):
@@ -149,6 +164,10 @@ def speed_up(model, config, ema=None):
         for network in networks:
             network.to(memory_format=torch.channels_last)
         tricks.append("channels-last layout")
+    if use_channels_last_evaluation(config, device, ema):
+        ema.module.to(memory_format=torch.channels_last)
+        ema.module.forward = partial(_channels_last_forward, ema.module)
+        tricks.append("channels-last evaluation")
     bf16 = use_bf16(config.precision, device)
     if bf16:
         tricks.append("bf16 autocast")

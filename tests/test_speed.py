@@ -56,10 +56,28 @@ def test_model_keeps_plain_max_pools_when_channels_last_pooling_is_off_or_moot(o
     assert not any(isinstance(m, MaxPool2dNHWC) for m in model.modules())
 
 
-def test_channels_last_pooling_changes_no_result_of_a_run(small_run, small_config):
+@pytest.mark.parametrize("trick", ["channels_last_pooling", "channels_last_evaluation"])
+def test_channels_last_pooling_and_evaluation_change_no_result_of_a_run(trick, small_run, small_config):
     _, fast, _ = small_run
-    _, plain = fit(small_config(channels_last_pooling=False), progress=False, log=quiet)
+    _, plain = fit(small_config(**{trick: False}), progress=False, log=quiet)
     assert without_seconds(fast) == without_seconds(plain)
+
+
+def test_channels_last_evaluation_keeps_the_weight_average_channels_last_and_the_trained_network_as_it_is():
+    config = TrainConfig()
+    model = Net()
+    ema = build_ema(model, config)
+    assert "channels-last evaluation" in speed_up(model, config, ema)
+    weight = ema.module.features[1][0].weight  # 16x8x3x3: the first conv has one input channel
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert model.features[1][0].weight.is_contiguous()
+    images = torch.randn(50, 1, 28, 28)
+    ema.module.eval()
+    nchw = copy.deepcopy(ema.module)
+    release(nchw)
+    nchw.to(memory_format=torch.contiguous_format)
+    assert torch.equal(ema.module(images).argmax(1), nchw(images).argmax(1))
+    assert torch.allclose(ema.module(images), nchw(images), atol=1e-5)
 
 
 def test_weight_average_of_a_sped_up_model_evaluates_its_own_weights_in_fp32():
