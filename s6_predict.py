@@ -79,7 +79,7 @@ def main(argv=None):
             print(f"{path}: error: {error}", file=sys.stderr)
             failed = True
             continue
-        print(f"{path}: {reading_line(read_digit(model, prepared.digit, features, prepared.digit_size))}")
+        print(f"{path}: {reading_line(read_digit(model, prepared.digit, features, prepared.small))}")
     return 1 if failed else 0
 
 

@@ -32,7 +32,7 @@ def read_picture(model, picture, features=None):
         prepared = prepare(picture)
     except UserError as error:
         return f"Nothing to read: {error}", None, None
-    reading = read_digit(model, prepared.digit, features, prepared.digit_size)
+    reading = read_digit(model, prepared.digit, features, prepared.small)
     probabilities = None if reading.not_a_digit else {str(d): p for d, p in enumerate(reading.probabilities)}
     return verdict(reading), probabilities, as_preview(prepared.digit)
 

@@ -6,7 +6,8 @@ with a desk around the paper, rotated by an EXIF tag, large. `mnist_like` finds 
 and the ink on it, evens out the light, brings the pen's stroke to MNIST's width, and crops, scales
 and centres the digit as MNIST did. A small picture (an icon, an old scanner's 8x8 or 16x16 digit)
 has strokes a pixel or two wide whose grey edges carry the shape: it is read from its grey levels,
-its ink measured against the contrast of the picture itself.
+its ink measured against the contrast of the picture itself, and prepared two ways, sharpened and plainly
+upscaled, for the reader to read both.
 """
 
 import warnings
@@ -181,20 +182,24 @@ def even_stroke(mask, box_size):
     return thinner if thinner.any() else mask
 
 
-def grey_ink(gray):
-    """Ink strength in [0, 1] of a small grey picture, measured against the picture's own contrast.
+def grey_ink(gray, ink_is_dark):
+    """(ink strength in [0, 1], its strongest) of a small grey picture, dark ink on light or light on dark.
 
-    The ground is the shade of most of the picture's edge, the ink the other side of the picture's range:
-    dark on light or light on dark. UserError where no ink stands out by MIN_CONTRAST.
+    The ground's shade is the edge's lightest tenth (dark ink) or its darkest (light ink): a digit that fills its
+    picture, as block-counted ones do, covers much of the edge. UserError where no ink stands out by MIN_CONTRAST.
     """
-    ground = np.median(edge_pixels(gray))
-    ink_is_dark = ground > (gray.min() + gray.max()) / 2
+    edge = edge_pixels(gray)
+    ground = np.percentile(edge, 90) if ink_is_dark else np.percentile(edge, 10)
     ink = ground - gray if ink_is_dark else gray - ground
     contrast = ink.max()
     if contrast < MIN_CONTRAST:
         raise UserError("no digit found: the image is blank")
-    # the faintest tenth of the range is the ground's grain or a JPEG's ringing, not ink
-    return np.clip((ink / contrast - 0.1) / 0.9, 0, 1)
+    return np.clip(ink, 0, 1), contrast
+
+
+def without_grain(ink):
+    """Ink with its faintest tenth taken away, which is the ground's grain or a JPEG's ringing, not a stroke."""
+    return np.clip((ink - 0.1) / 0.9, 0, 1)
 
 
 def fitted_size(crop):
@@ -226,22 +231,48 @@ def sharpened(digit, growth):
 
 
 class Prepared(NamedTuple):
-    """A picture made MNIST-like, and how many pixels tall (or wide, the longer) its digit was in the picture."""
+    """A picture made MNIST-like. A small picture is also prepared each way the reader weighs (s6/reading.py):
+    both polarities, since a thick digit that fills its picture may be either, each sharpened and plainly
+    upscaled."""
 
     digit: torch.Tensor  # (1, 28, 28), normalised
-    digit_size: int
+    # (2 polarities, the likelier first; 2 preparations, sharpened and plainly upscaled; 1, 28, 28), or None for a
+    # picture larger than SMALL_PICTURE; `digit` is its first
+    small: torch.Tensor | None = None
+
+
+def plainly_upscaled(ink):
+    """Small-picture ink (H, W) in [0, 1], light on dark, grown bilinearly as it is, margins included, into
+    MNIST's 20x20 box and centred by mass: no crop, no sharpening. Strokes that fill the picture, as in
+    block-counted digit sets (each pixel the ink in a block of a finer bitmap), lose least this way."""
+    grown = Image.fromarray(ink.astype(np.float32), "F").resize(fitted_size(ink), Image.Resampling.BILINEAR)
+    return centred(np.clip(np.asarray(grown), 0, 1))
+
+
+def sharpened_digit(ink, contrast):
+    """Small-picture ink, measured against its own contrast, cropped, grown with Lanczos into 20x20 (which keeps a
+    thin stroke's grey edges; bilinear blurs them), sharpened and centred by mass."""
+    strokes = without_grain(ink / contrast)
+    rows, cols = np.nonzero(strokes)
+    crop = strokes[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    digit = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(fitted_size(crop),
+                                                                          Image.Resampling.LANCZOS))
+    return centred(sharpened(digit, 20 / max(crop.shape)))
 
 
 def prepare(image):
-    """mnist_like(image), and the size of the digit in the picture's own pixels; see mnist_like."""
+    """mnist_like(image), and for a picture of up to SMALL_PICTURE pixels the preparations the reader weighs."""
     if max(image.size) <= SMALL_PICTURE:
-        ink = grey_ink(to_gray(image, working_size=None))
-        rows, cols = np.nonzero(ink)
-        crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-        # Lanczos keeps a thin stroke's grey edges when it grows a digit of a few pixels (bilinear blurs them)
-        digit = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(fitted_size(crop),
-                                                                              Image.Resampling.LANCZOS))
-        return Prepared(centred(sharpened(digit, 20 / max(crop.shape))), max(crop.shape))
+        gray = to_gray(image, working_size=None)
+        likelier_dark = np.median(edge_pixels(gray)) > (gray.min() + gray.max()) / 2  # the edge is mostly ground
+        likelier = grey_ink(gray, likelier_dark)
+        try:
+            other = grey_ink(gray, not likelier_dark)
+        except UserError:  # nothing stands out the other way: the ground fills the edge
+            other = likelier
+        small = torch.stack([torch.stack([sharpened_digit(ink, contrast), plainly_upscaled(ink)])
+                             for ink, contrast in (likelier, other)])
+        return Prepared(small[0, 0], small)
     gray = to_gray(image)
     mask = digit_mask(*find_ink(gray))
     rows, cols = np.nonzero(mask)
@@ -251,8 +282,7 @@ def prepare(image):
     crop = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].astype(np.float32)
     digit = np.asarray(Image.fromarray(np.uint8(crop * 255)).resize(fitted_size(crop), Image.Resampling.LANCZOS),
                        np.float32) / 255
-    digit_size = round(max(crop.shape) * max(image.size) / max(gray.shape))  # in the picture's own pixels
-    return Prepared(centred(np.clip(digit, 0, 1)), digit_size)
+    return Prepared(centred(np.clip(digit, 0, 1)))
 
 
 def mnist_like(image):

@@ -23,12 +23,10 @@ from s6.preparing import mnist_like
 # The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
 # so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
 MIN_PROBABILITY = 0.75
-# A digit under 8 pixels tall in the picture has under a sixth of the pixels of MNIST's 20x20 ones, and the
-# network is sure of more than it gets right there: it must be at least MIN_PROBABILITY_LOW_RESOLUTION sure.
-# The lowest at which under 1% of held-out training digits shrunk to 8x8 are read wrong with confidence
-# (doc/reader.md).
-LOW_RESOLUTION_DIGIT = 8
-MIN_PROBABILITY_LOW_RESOLUTION = 0.9
+# A small picture is "not a digit" only beyond this many times DigitFeatures' threshold: so little of a digit is
+# left at 8 to 16 pixels that its features stray further from MNIST's. Of 1.5, 2 and 3, the lowest at which the
+# reader names as many small digits right as the plainly upscaled picture does on the most sets (doc/reader.md).
+SMALL_PICTURE_DISTANCE = 2.0
 FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
 # The share of held-out training digits that DigitFeatures' threshold lets through as digits.
 DIGIT_QUANTILE = 0.995
@@ -135,33 +133,45 @@ class Reading(NamedTuple):
     digit: int  # the likeliest
     runner_up: int  # the second likeliest
     probabilities: list  # of the ten classes
-    unsure: bool  # the likeliest digit's probability is below MIN_PROBABILITY (or the low-resolution one)
+    unsure: bool  # the likeliest digit's probability is below MIN_PROBABILITY
     not_a_digit: bool = False  # its features lie beyond DigitFeatures.threshold from every digit's
     distance: float | None = None  # that distance, where DigitFeatures were given
 
 
 @torch.inference_mode()
-def read_digit(model, digit, features=None, digit_size=None):
+def read_digit(model, digit, features=None, small=None):
     """The network's reading of one (1, 28, 28) MNIST-like digit.
 
     features: DigitFeatures of the model, to say when the picture is no digit (without, it never is).
-    digit_size: how many pixels the digit spans in the picture (Prepared.digit_size); a digit under
-    LOW_RESOLUTION_DIGIT must be read with MIN_PROBABILITY_LOW_RESOLUTION to be sure.
+    small: a small picture's preparations (Prepared.small, (2, 2, 1, 28, 28)), read in place of `digit`: of its
+    two polarities the one whose features lie nearer a digit's (without features, the one read more surely),
+    its two preparations' probabilities averaged and the nearer of their distances compared with
+    SMALL_PICTURE_DISTANCE times the threshold.
     """
     model.eval()
-    distance = None
-    digits = digit.unsqueeze(0).to(next(model.parameters()).device)
+    candidates = digit.unsqueeze(0) if small is None else small.flatten(0, 1)
+    candidates = candidates.to(next(model.parameters()).device)
     if features is None:
-        logits = model(digits)
+        logits, distances = model(candidates), None
     else:
-        pooled, logits = pooled_features(model, digits)
-        distance = features.distances(pooled.float().cpu()).item()
-    probabilities = torch.softmax(logits.float(), dim=1)[0].cpu()
+        pooled, logits = pooled_features(model, candidates)
+        distances = features.distances(pooled.float().cpu())
+    probabilities = torch.softmax(logits.float(), dim=1).cpu()
+    threshold = None if features is None else features.threshold
+    if small is not None:
+        probabilities = probabilities.view(2, 2, 10).mean(1)  # per polarity
+        if distances is None:
+            polarity = probabilities.max(1).values.argmax()
+        else:
+            distances = distances.view(2, 2).min(1).values
+            polarity = distances.argmin()
+            distances, threshold = distances[polarity:polarity + 1], threshold * SMALL_PICTURE_DISTANCE
+        probabilities = probabilities[polarity:polarity + 1]
+    probabilities = probabilities[0]
+    distance = None if distances is None else distances[0].item()
     top, runner_up = probabilities.topk(2).indices.tolist()
-    low_resolution = digit_size is not None and digit_size < LOW_RESOLUTION_DIGIT
-    needed = MIN_PROBABILITY_LOW_RESOLUTION if low_resolution else MIN_PROBABILITY
-    return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < needed),
-                   distance is not None and distance > features.threshold, distance)
+    return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < MIN_PROBABILITY),
+                   distance is not None and distance > threshold, distance)
 
 
 def verdict(reading):

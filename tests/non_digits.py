@@ -233,7 +233,7 @@ def verdicts(model, features, pictures):
         except ValueError:
             out.append(("blank", None, True))
             continue
-        reading = read_digit(model, prepared.digit, features, prepared.digit_size)
+        reading = read_digit(model, prepared.digit, features, prepared.small)
         verdict = "not a digit" if reading.not_a_digit else "unsure" if reading.unsure else "digit"
         out.append((verdict, reading.distance, reading.unsure))
     return out
