@@ -6,8 +6,8 @@ with a desk around the paper, rotated by an EXIF tag, large. `mnist_like` finds 
 and the ink on it, evens out the light, brings the pen's stroke to MNIST's width, and crops, scales
 and centres the digit as MNIST did. A small picture (an icon, an old scanner's 8x8 or 16x16 digit)
 has strokes a pixel or two wide whose grey edges carry the shape: it is read from its grey levels,
-its ink measured against the contrast of the picture itself, and prepared two ways, sharpened and plainly
-upscaled, for the reader to read both.
+its ink measured against the contrast of the picture itself, and prepared in both polarities, each
+sharpened and plainly upscaled, for the reader to weigh.
 """
 
 import warnings

@@ -143,10 +143,8 @@ def read_digit(model, digit, features=None, small=None):
     """The network's reading of one (1, 28, 28) MNIST-like digit.
 
     features: DigitFeatures of the model, to say when the picture is no digit (without, it never is).
-    small: a small picture's preparations (Prepared.small, (2, 2, 1, 28, 28)), read in place of `digit`: of its
-    two polarities the one whose features lie nearer a digit's (without features, the one read more surely),
-    its two preparations' probabilities averaged and the nearer of their distances compared with
-    SMALL_PICTURE_DISTANCE times the threshold.
+    small: a small picture's preparations (Prepared.small, (2, 2, 1, 28, 28)), read in place of `digit` and
+    weighed by `weigh_small`; it is "not a digit" beyond SMALL_PICTURE_DISTANCE times the threshold.
     """
     model.eval()
     candidates = digit.unsqueeze(0) if small is None else small.flatten(0, 1)
@@ -159,19 +157,25 @@ def read_digit(model, digit, features=None, small=None):
     probabilities = torch.softmax(logits.float(), dim=1).cpu()
     threshold = None if features is None else features.threshold
     if small is not None:
-        probabilities = probabilities.view(2, 2, 10).mean(1)  # per polarity
-        if distances is None:
-            polarity = probabilities.max(1).values.argmax()
-        else:
-            distances = distances.view(2, 2).min(1).values
-            polarity = distances.argmin()
-            distances, threshold = distances[polarity:polarity + 1], threshold * SMALL_PICTURE_DISTANCE
-        probabilities = probabilities[polarity:polarity + 1]
-    probabilities = probabilities[0]
-    distance = None if distances is None else distances[0].item()
+        probabilities, distances = weigh_small(probabilities, distances)
+        threshold = None if threshold is None else threshold * SMALL_PICTURE_DISTANCE
+    probabilities, distance = probabilities[0], None if distances is None else distances[0].item()
     top, runner_up = probabilities.topk(2).indices.tolist()
     return Reading(top, runner_up, probabilities.tolist(), bool(probabilities[top] < MIN_PROBABILITY),
                    distance is not None and distance > threshold, distance)
+
+
+def weigh_small(probabilities, distances):
+    """A small picture's reading from its four, ordered as Prepared.small: probabilities (4, 10) and distances
+    (4,) or None -> (1, 10) and (1,) or None. Of the two polarities, the one nearer a digit's features (the
+    nearer of its two preparations; without distances, the one read more surely), its two preparations'
+    probabilities averaged."""
+    per_polarity = probabilities.view(2, 2, -1).mean(1)
+    if distances is None:
+        return per_polarity[per_polarity.max(1).values.argmax()].unsqueeze(0), None
+    nearest = distances.view(2, 2).min(1).values
+    polarity = nearest.argmin()
+    return per_polarity[polarity].unsqueeze(0), nearest[polarity].unsqueeze(0)
 
 
 def verdict(reading):
