@@ -28,24 +28,27 @@ MIN_PROBABILITY = 0.75
 # reader names as many small digits right as the plainly upscaled picture does on the most sets (doc/reader.md).
 SMALL_PICTURE_DISTANCE = 2.0
 FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
-# The share of held-out training digits that DigitFeatures' threshold lets through as digits.
-DIGIT_QUANTILE = 0.995
+# The share of held-out training digits that DigitFeatures' threshold lets through as digits: of 0.995 and 0.99, the
+# one that called more of the chosen-on letters not a digit with under 1% of MNIST's test digits (doc/reader.md).
+DIGIT_QUANTILE = 0.99
 
 
 def pooled_features(model, digits):
     """(features (N, C), logits (N, 10)) of a model for normalised (N, 1, 28, 28) digits, from one pass of
     its own forward.
 
-    The features are the average of each channel after every ReLU, early and late (C is the sum of their
-    widths: 120 for Net): the early blocks see strokes, the late ones whole digits, and a letter or a doodle
-    is unlike a digit in one or the other. Forward hooks collect them, so they follow whatever `forward` does.
+    The features are the mean and the standard deviation over the image of each channel after every ReLU, early
+    and late (C is twice the sum of their widths: 240 for Net): the early blocks see strokes, the late ones whole
+    digits, and a letter or a doodle is unlike a digit in one or the other, in how much of a feature it has or in
+    how it is spread. Forward hooks collect them, so they follow whatever `forward` does.
     """
     pooled = []
 
-    def keep_channel_means(module, inputs, output):
-        pooled.append(output.mean((2, 3)) if output.dim() == 4 else output)  # a dense layer's output as it is
+    def keep_channel_statistics(module, inputs, output):
+        # a dense layer's output as it is
+        pooled.extend([output.mean((2, 3)), output.std((2, 3))] if output.dim() == 4 else [output])
 
-    hooks = [module.register_forward_hook(keep_channel_means) for module in model.modules()
+    hooks = [module.register_forward_hook(keep_channel_statistics) for module in model.modules()
              if isinstance(module, nn.ReLU)]
     try:
         logits = model(digits)
@@ -104,7 +107,12 @@ class DigitFeatures(NamedTuple):
                        DIGIT_QUANTILE)
 
     def distances(self, pooled):
-        """Squared Mahalanobis distance (N,) of pooled features (N, C) to the nearest class mean."""
+        """Squared Mahalanobis distance (N,) of pooled features (N, C) to the nearest class mean; CheckpointError
+        for features of another width than these were fitted on (a file from an earlier S6)."""
+        if pooled.shape[1] != self.means.shape[1]:
+            raise CheckpointError(f"these digit features were fitted on {self.means.shape[1]} features of the "
+                                  f"network, not the {pooled.shape[1]} the reader takes now: fit them again with "
+                                  f"python s6_predict.py --calibrate --overwrite")
         difference = pooled.unsqueeze(1) - self.means  # (N, 10, C)
         return torch.einsum("nkc,cd,nkd->nk", difference, self.precision, difference).min(1).values
 

@@ -258,6 +258,8 @@ def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, 
     """The share of non-digits caught against the share of digits lost as the threshold moves, to `path`."""
     import matplotlib.pyplot as plt
 
+    from s6.reading import DIGIT_QUANTILE
+
     thresholds = np.geomspace(20, 5000, 300)
     lost = [(digit_distances > t).mean() for t in thresholds]
     caught = [((other_distances > t) | other_caught_anyway).mean() for t in thresholds]
@@ -265,7 +267,8 @@ def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, 
     axes.plot(np.array(lost) * 100, np.array(caught) * 100, color="tab:blue")
     axes.plot([(digit_distances > threshold).mean() * 100], [((other_distances > threshold) |
                                                              other_caught_anyway).mean() * 100],
-              "o", color="tab:red", label=f"the threshold, {threshold:.0f}: 0.5% of held-out training digits")
+              "o", color="tab:red", label=f"the threshold, {threshold:.0f}: {1 - DIGIT_QUANTILE:.1%} of held-out "
+                                          "training digits")
     axes.set_xscale("symlog", linthresh=0.1)
     axes.set_xlim(0, 100)
     axes.set_ylim(0, 101)

@@ -16,9 +16,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, as_photo
-from non_digits import smiley
+from letters import stroke_glyph
+from non_digits import on_sketchpad, smiley
 from PIL import Image
 
 REQUIRED = os.environ.get("S6_REQUIRE_BROWSER") == "1"
@@ -87,6 +89,16 @@ def test_a_colour_photo_is_read_and_the_network_input_shown(model, test_digits, 
     assert message.startswith(f"{labels[0]} (")
     assert max(probabilities, key=probabilities.get) == str(labels[0])
     assert preview.size == (224, 224) and preview.getpixel((0, 0)) == 0  # light on dark, as MNIST
+
+
+def test_at_most_one_in_fifty_digits_drawn_on_the_sketchpad_is_refused(model, features):
+    """The ten digits of five stroke fonts, drawn with the app's brushes and slants and handed over as the
+    sketchpad hands a drawing over (black on transparent): refused means called not a digit."""
+    rng = np.random.default_rng(0)
+    verdicts = [read_drawing(model, {"composite": on_sketchpad(stroke_glyph(digit, font, rng))}, features)[0]
+                for font in ("futural", "cursive", "scripts", "rowmans", "timesr") for digit in "0123456789"]
+    assert sum(verdict.startswith("not a digit") for verdict in verdicts) <= 1, verdicts
+    assert sum(verdict.startswith(digit) for verdict, digit in zip(verdicts, "0123456789" * 5, strict=True)) >= 45
 
 
 def test_without_gradio_the_app_says_how_to_install_it(monkeypatch):
