@@ -260,7 +260,8 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print):
         if out_dir:
             save_checkpoint(out_dir, run, config, history)
     model = evaluated(run.model, run.ema)
-    release(run.model), release(model)
+    release(run.model)
+    release(model)
     if out_dir:
         save_model(out_dir / "model.pt", model)
     return model, history
