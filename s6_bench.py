@@ -57,7 +57,7 @@ from s6_utils import (
 def ways(base):
     """The configs benchmarked: the default recipe both ways, and the quick recipe the fast way."""
     conventional = dataclasses.replace(base, pipeline="torchvision", precision="fp32", channels_last=False,
-                                       channels_last_pooling=False, cuda_graphs=False)
+                                       channels_last_pooling=False, channels_last_evaluation=False, cuda_graphs=False)
     quick = TrainConfig(model=base.model, recipe="quick", device=base.device, data_dir=base.data_dir)
     return {"conventional": conventional, "fast": base, "quick": quick}
 

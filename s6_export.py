@@ -183,7 +183,7 @@ def export_table(record):
     where --bench timed it, ONNX Runtime's speed as a multiple of PyTorch eager's."""
     timed = record.get("benchmark", {}).get("runs", {})
     rows = []
-    for name, entry in record["exports"].items():
+    for name, entry in record.get("exports", {}).items():
         acc, files = entry["accuracy"], entry["files"]
         ratios = timed.get(name, {}).get("ratio_to_pytorch_eager", {})
         int8 = f"{acc['onnx_int8']:.2f}%" if "onnx_int8" in acc else "—"
@@ -205,7 +205,9 @@ def main(argv=None):
     require("onnx"), require("onnxruntime")  # before any work, so that a missing package is the first thing said
     runs = [locate(source, args.model) for source in args.runs]
     (bench if args.bench else export)(args, runs)
-    print(export_table(json.loads(Path(args.record).read_text())))
+    record = json.loads(Path(args.record).read_text())
+    if record.get("exports"):
+        print(export_table(record))
     return 0
 
 

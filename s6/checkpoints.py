@@ -292,6 +292,10 @@ def run_lock(*folders):
         yield
 
 
+# Windows locks a byte range, and no other process may read it: the byte locked lies past the holder's line
+LOCKED_BYTE = 1 << 20
+
+
 @contextlib.contextmanager
 def _locked(folder):
     path = Path(folder) / LOCK_FILE
@@ -300,10 +304,11 @@ def _locked(folder):
             if fcntl:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             else:
+                handle.seek(LOCKED_BYTE)
                 msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.readline().strip() or "another process"
             raise UserError(f"{folder} is in use by a run still training there ({holder}): wait for it to end, "
                             f"or choose another --out") from None
         handle.seek(0)

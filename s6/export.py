@@ -206,7 +206,7 @@ def onnx_logits(path, images, threads=None, batch_size=1000):
 
 @torch.inference_mode()
 def torch_logits(model, images, batch_size=1000):
-    """Logits float32 (N, 10) of `model` in eval mode, fp32, on the CPU, as s6.training.evaluate computes them."""
+    """Logits float32 (N, 10) of `model` in eval mode, fp32, on the CPU, with the class's own forward."""
     plain = plain_copy(model)
     return torch.cat([plain(torch.from_numpy(images[i:i + batch_size]))
                       for i in range(0, len(images), batch_size)]).numpy()
@@ -278,7 +278,8 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
 
     Raises UserError where onnx or onnxruntime is missing or (unless `overwrite`) a file exists already,
     ExportCheckFailed where a check fails (where only int8's did, model.onnx is kept and no model-int8.onnx:
-    an earlier one would belong to other weights), CheckpointError where the folder cannot be written.
+    an earlier one would belong to other weights; so too without `int8`), CheckpointError where the folder cannot
+    be written.
     """
     onnx, ort = require("onnx"), require("onnxruntime")
     folder = writable_folder(folder)
@@ -294,6 +295,8 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
 
     fp32 = write_checked(fp32_path, write_fp32,
                          lambda tmp: check_fp32(fp32_path, onnx_logits(tmp, images, threads), expected, labels))
+    if not int8:
+        int8_path.unlink(missing_ok=True)  # an int8 file there would be of other weights than model.onnx now
     record = {"model": key, "parameters": count_parameters(model), "test_images": len(labels),
               "accuracy": {"pytorch": round(accuracy(expected, labels), 4), "onnx_fp32": round(fp32[0], 4)},
               "agreement_with_pytorch": {"onnx_fp32": round(fp32[1], 4)}, "files": {FP32_FILE: file_size(fp32_path)},
@@ -309,7 +312,7 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
         try:
             acc, agree = write_checked(int8_path, write_int8, lambda tmp: check_int8(
                 int8_path, onnx_logits(tmp, images, threads), fp32[0], expected, labels))
-        except ExportCheckFailed:
+        except Exception:  # a failed check or quantization: an earlier int8 file is of other weights
             int8_path.unlink(missing_ok=True)
             raise
         record["accuracy"]["onnx_int8"], record["agreement_with_pytorch"]["onnx_int8"] = round(acc, 4), round(agree, 4)

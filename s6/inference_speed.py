@@ -59,11 +59,11 @@ def _torchscript(model):
 
 
 def pytorch_ways(model):
-    """{name: way} of PyTorch on the CPU, all fp32: eager as s6.training.evaluate runs it, then speed-ups."""
+    """{name: way} of PyTorch on the CPU, all fp32: plain eager, then speed-ups."""
     plain = plain_copy(model)
     ways = {
         BASELINE: _pytorch(plain),
-        # what training's own evaluation runs on a CPU, where s6.speed.speed_up swaps the max-pools
+        # the max-pools s6.speed.speed_up swaps in on a CPU, alone
         "eager, channels-last max-pool": _pytorch(pool_in_channels_last(plain_copy(model))),
         "BatchNorm folded": _pytorch(fold_batchnorm(plain)),
         "channels-last layout": _pytorch(plain_copy(model).to(memory_format=torch.channels_last), True),

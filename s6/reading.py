@@ -23,9 +23,10 @@ from s6.preparing import mnist_like
 # The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
 # so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
 MIN_PROBABILITY = 0.75
-# A small picture is "not a digit" only beyond this many times DigitFeatures' threshold: so little of a digit is
-# left at 8 to 16 pixels that its features stray further from MNIST's. Of 1.5, 2 and 3, the lowest at which the
-# reader names as many small digits right as the plainly upscaled picture does on the most sets (doc/reader.md).
+# A small picture (up to SMALL_PICTURE pixels) is "not a digit" only beyond this many times DigitFeatures'
+# threshold: at 8 to 16 pixels so little of a digit is left that its features stray further from MNIST's. Of
+# 1.5, 2 and 3, the lowest at which the reader names as many small digits right as the plainly upscaled picture
+# does on the most sets (doc/reader.md).
 SMALL_PICTURE_DISTANCE = 2.0
 FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
 # The share of held-out training digits that DigitFeatures' threshold lets through as digits: of 0.995 and 0.99, the

@@ -150,8 +150,9 @@ def speed_up(model, config, ema=None):
     """Switch on every trick that suits `config` and the model's device, in place. Returns their names, and
     a note for a trick skipped because this torch release cannot tell whether the hardware has it.
 
-    `ema`, the weight average built from `model`, gets the same max-pools and memory layout, and on
-    CUDA its update is captured too. `release(model)` turns the forward back into the class's own.
+    `ema`, the weight average built from `model`, gets the same max-pools and memory layout (on a CPU, the
+    channels-last one even where the model keeps NCHW), and on CUDA its update is captured too.
+    `release(model)` turns the forward back into the class's own.
     """
     device = next(model.parameters()).device
     networks = [model] + ([ema.module] if ema is not None else [])
