@@ -104,7 +104,7 @@ def _fast_forward(model, images, bf16, channels_last):
 
 def _channels_last_forward(model, images):
     """The model's own forward on a channels-last copy of the batch, for a model whose weights are channels-last:
-    PyTorch's CPU convolutions then run their channels-last kernels (measured 1.7x faster for Net's evaluation,
+    PyTorch's CPU convolutions then run their channels-last kernels (measured 1.5x faster for Net's evaluation,
     with the same predictions; doc/performance.md)."""
     return type(model).forward(model, images.contiguous(memory_format=torch.channels_last))
 
