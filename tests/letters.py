@@ -17,9 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from non_digits import BRUSH, CANVAS, as_picture, glyph, on_sketchpad
+from non_digits import BRUSH, CANVAS, as_picture, draw_on_canvas, glyph, on_sketchpad, polyline, verdicts
 from photo_digits import ROOT, committed_reader
-from PIL import Image, ImageDraw
 
 # Letters a reader may fairly see as a digit in some hand, by that digit: left out of the set
 LOOK_ALIKES = {"0": "OoDQ", "1": "IlijJ", "2": "Zz", "5": "Ss", "6": "bG", "8": "B", "9": "gq"}
@@ -50,16 +49,11 @@ def stroke_glyph(char, font, rng):
     low, high = points.min(0), points.max(0)
     scale, centre = rng.uniform(160, 220) / max((high - low).max(), 1e-6), (low + high) / 2
     width = int(rng.integers(BRUSH - 6, BRUSH + 12))
-    image = Image.new("L", (CANVAS, CANVAS), 0)
-    draw = ImageDraw.Draw(image)
-    for stroke in strokes:
-        xy = [(float(CANVAS / 2 + scale * (x - centre[0])), float(CANVAS / 2 + scale * (y - centre[1])))
-              for x, y in stroke]
-        if len(xy) > 1:
-            draw.line(xy, fill=255, width=width, joint="curve")
-        for x, y in (xy[0], xy[-1]):  # round ends, as a brush leaves them
-            draw.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
-    return np.asarray(image, np.float32) / 255
+
+    def paint(draw, rng, width):
+        for stroke in strokes:
+            polyline(draw, CANVAS / 2 + scale * (stroke - centre), width)
+    return draw_on_canvas(paint, rng, width)
 
 
 def letters(part, seed=0):
@@ -79,28 +73,11 @@ def letters(part, seed=0):
     return pictures
 
 
-def verdicts(model, features, pictures):
-    """'not a digit', 'unsure', 'blank' or the digit read ('digit'), for each PIL picture."""
-    from s6.preparing import prepare
-    from s6.reading import read_digit
-
-    said = []
-    for picture in pictures:
-        try:
-            prepared = prepare(picture)
-        except ValueError:
-            said.append("blank")
-            continue
-        reading = read_digit(model, prepared.digit, features, prepared.small)
-        said.append("not a digit" if reading.not_a_digit else "unsure" if reading.unsure else "digit")
-    return said
-
-
 def part_figures(model, features, part):
     """{'pictures', 'caught' (share not a digit, unsure or blank), 'not a digit', 'unsure', 'read as a digit',
     'read as a digit by character'} for one part."""
     pictures = letters(part)
-    said = verdicts(model, features, [picture for _, _, picture in pictures])
+    said = [verdict for verdict, _, _ in verdicts(model, features, [picture for _, _, picture in pictures])]
     counts = Counter(said)
     as_digit = Counter(char for (char, _, _), verdict in zip(pictures, said, strict=True) if verdict == "digit")
     return {"pictures": len(said), "caught": 1 - counts["digit"] / len(said), "not a digit": counts["not a digit"],

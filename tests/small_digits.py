@@ -96,12 +96,10 @@ SETS = {"MNIST shrunk": (shrunk, ((8, 8), (12, 12), (16, 16), (20, 20), (12, 16)
 
 def plainly_upscaled(picture):
     """The yardstick's input: a small light-on-dark PIL picture grown bilinearly into a 20x20 box and centred by
-    mass in 28x28, normalised (1, 28, 28)."""
-    from s6.preparing import centred, fitted_size
+    mass in 28x28, normalised (1, 28, 28): the reader's own plainly upscaled preparation, of the picture as it is."""
+    from s6.preparing import plainly_upscaled as upscaled
 
-    values = np.asarray(picture, np.float32) / 255
-    grown = Image.fromarray(values, "F").resize(fitted_size(values), Image.Resampling.BILINEAR)
-    return centred(np.clip(np.asarray(grown), 0, 1))
+    return upscaled(np.asarray(picture, np.float32) / 255)
 
 
 def small_digit_figures(model, features, digits, labels, make, size, first_index=0):
