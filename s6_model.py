@@ -8,11 +8,12 @@ Comments give each block's output size (channels x height x width) and receptive
 from torch import nn
 
 
-def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0):
-    """Conv -> BatchNorm -> ReLU -> Dropout (left out when dropout is 0), the unit the small models are built from."""
+def conv_bn(in_channels, out_channels, kernel_size=3, padding=1, dropout=0.0, batchnorm=True):
+    """Conv -> BatchNorm -> ReLU -> Dropout (left out when dropout is 0), the unit the small models are built from.
+    Without `batchnorm` (the ablation's), Conv -> ReLU, the convolution with a bias of its own."""
     layers = [
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),  # BN has the bias
-        nn.BatchNorm2d(out_channels),
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not batchnorm),  # BN has the bias
+        *([nn.BatchNorm2d(out_channels)] if batchnorm else []),
         nn.ReLU(),
     ]
     if dropout:
@@ -59,16 +60,46 @@ class Net(GapNet):
     key = "net"
 
     def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 8),  # 8x28x28, RF 3
-            conv_bn(8, 16),  # 16x28x28, RF 5: no dropout at 28x28 (see the class docstring)
-            nn.MaxPool2d(2),  # 16x14x14, RF 6
-            conv_bn(16, 20),  # 20x14x14, RF 10: no dropout at 14x14 either
-            conv_bn(20, 20),  # 20x14x14, RF 14
-            nn.MaxPool2d(2),  # 20x7x7, RF 16
-            conv_bn(20, 24, dropout=dropout),  # 24x7x7, RF 24
-            conv_bn(24, 32),  # 32x7x7, RF 32: no dropout right before the average
-        ), channels=32)
+        super().__init__(net_features(dropout), channels=32)
+
+
+def net_features(dropout, last=32, batchnorm=True):
+    """Net's six blocks and two pools; `last`: the channels of the last block."""
+    return nn.Sequential(
+        conv_bn(1, 8, batchnorm=batchnorm),  # 8x28x28, RF 3
+        conv_bn(8, 16, batchnorm=batchnorm),  # 16x28x28, RF 5: no dropout at 28x28 (see Net's docstring)
+        nn.MaxPool2d(2),  # 16x14x14, RF 6
+        conv_bn(16, 20, batchnorm=batchnorm),  # 20x14x14, RF 10: no dropout at 14x14 either
+        conv_bn(20, 20, batchnorm=batchnorm),  # 20x14x14, RF 14
+        nn.MaxPool2d(2),  # 20x7x7, RF 16
+        conv_bn(20, 24, dropout=dropout, batchnorm=batchnorm),  # 24x7x7, RF 24
+        conv_bn(24, last, batchnorm=batchnorm),  # last x 7x7, RF 32: no dropout right before the average
+    )
+
+
+class NetWithoutBatchNorm(GapNet):
+    """The ablation's Net without BatchNorm: each convolution has its own bias instead (19,386 parameters)."""
+
+    key = "net-no-bn"
+
+    def __init__(self, dropout=0.05):
+        super().__init__(net_features(dropout, batchnorm=False), channels=32)
+
+
+class NetWithDenseHead(nn.Module):
+    """The ablation's Net without global average pooling: a dense layer reads the whole 7x7 map instead. The
+    last block is narrowed to 10 channels, so that the network stays near Net's size (19,290 parameters):
+    a dense layer over Net's 32x7x7 map would take 15,690 parameters on its own."""
+
+    key = "net-dense-head"
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+        self.features = net_features(dropout, last=10)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(10 * 7 * 7, 10))  # 10
+
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
 def separable_features(widths, dropout):
@@ -194,7 +225,8 @@ class Arch3(GapNet):
 
 
 # Every model by its key, the name that TrainConfig.model and --model take.
-MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet, BaselineNet, Arch1, Arch2, Arch3)}
+MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet, BaselineNet, Arch1, Arch2, Arch3,
+                                   NetWithoutBatchNorm, NetWithDenseHead)}
 
 
 def count_parameters(model):

@@ -15,6 +15,7 @@ from s6_model import MODELS
 TARGET_ACC = 99.4
 PRECISIONS = ("auto", "bf16", "fp32")
 PIPELINES = ("fast", "torchvision")
+SCHEDULES = ("onecycle", "step", "constant")
 DEVICES = ("cpu", "cuda", "mps")
 # Where a run's data is and what it runs on: settings that change neither what it computes nor its result
 # (on a CPU), so a run may be resumed, or a finished seed reused, with others.
@@ -65,6 +66,9 @@ class TrainConfig:
                                   "lowest rate, 0.05 below it at the peak")
     weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")
     pct_start: float = _field(None, "fraction of steps spent warming up to the peak rate: early peak, long anneal")
+    schedule: str = _field("onecycle", "the learning rate's schedule: 'onecycle' (up to --lr, then annealed to almost "
+                                       "0), 'step' (--lr, divided by 10 at half and at three quarters of the steps) "
+                                       "or 'constant' (--lr throughout)")
     label_smoothing: float = _field(0.05, "label smoothing: keeps ambiguous digits from dominating late epochs")
     dropout: float = _field(None, "rate of the dropout layers; small, as augmentation already regularises")
     ema_decay: float = _field(None, "evaluate an exponential moving average of the weights with this decay "
@@ -117,6 +121,7 @@ class TrainConfig:
             "momentum": 0.05 <= self.momentum < 0.95,
             "weight_decay": self.weight_decay >= 0,
             "pct_start": 0 < self.pct_start < 1,
+            "schedule": self.schedule in SCHEDULES,
             "label_smoothing": 0 <= self.label_smoothing < 1,
             "dropout": 0 <= self.dropout < 1,
             "ema_decay": 0 <= self.ema_decay < 1,

@@ -34,16 +34,21 @@ def build_model(config, device):
 
 
 def build_optimizer(model, config, steps_per_epoch):
-    """SGD with Nesterov momentum, and a OneCycle schedule that is stepped after every batch."""
+    """SGD with Nesterov momentum, and the config's learning-rate schedule, which is stepped after every batch."""
     # on CUDA one fused kernel per step instead of several multi-tensor ones: a GPU step here is launch-bound
     fused = True if next(model.parameters()).is_cuda else None
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=True, weight_decay=config.weight_decay, fused=fused)
     total_steps = config.epochs * steps_per_epoch
+    schedules = torch.optim.lr_scheduler
+    if config.schedule == "step":
+        return optimizer, schedules.MultiStepLR(optimizer, [total_steps // 2, total_steps * 3 // 4], gamma=0.1)
+    if config.schedule == "constant":
+        return optimizer, schedules.ConstantLR(optimizer, factor=1.0, total_iters=0)
     # OneCycleLR divides by the warm-up's length in steps minus one: a warm-up of exactly one step (a
     # smoke run of five batches) would divide by zero, so such a warm-up gets two steps
     pct_start = config.pct_start if config.pct_start * total_steps != 1 else 2 / total_steps
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+    scheduler = schedules.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start,
         # rounded, so that the default momentum 0.9 gives exactly OneCycleLR's own 0.85 and 0.95
         base_momentum=round(config.momentum - 0.05, 10), max_momentum=round(config.momentum + 0.05, 10))
@@ -77,7 +82,8 @@ class WeightEMA(nn.Module):
         keep = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
         torch._foreach_mul_([averaged[i] for i in floats], keep)
         torch._foreach_add_([averaged[i] for i in floats], torch._foreach_mul([current[i] for i in floats], 1 - keep))
-        torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
+        if counters:  # a network without BatchNorm has none
+            torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
         self.n_averaged += 1
 
 
