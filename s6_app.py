@@ -10,6 +10,7 @@ the network was trained on (then with no probabilities). It listens on this comp
 otherwise (--host 0.0.0.0 serves every network the computer is on).
 """
 
+import argparse
 import sys
 
 from s6.app import build_app
@@ -17,11 +18,18 @@ from s6.cli import add_model_flags, load_features, load_model, parser_for, run_m
 from s6.config import UserError
 
 
+def port(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0 to 65535)")
+    return value
+
+
 def main(argv=None):
     parser = parser_for(__doc__)
     add_model_flags(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument("--port", type=port, default=7860, help="port to listen on (default: 7860)")
     args = parser.parse_args(argv)
     model = load_model(args)
     features = load_features(weights_path(args))

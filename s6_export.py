@@ -24,19 +24,13 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import CheckpointError, load_weights, read_metrics, save_json
-from s6.cli import (
-    RESULTS,
-    add_overwrite_flag,
-    apply_threads,
-    markdown_table,
-    parser_for,
-    positive_int,
-    refuse_to_replace,
-    run_main,
-)
+from s6.checkpoints import CheckpointError, load_weights
+from s6.cli import RESULTS, add_overwrite_flag, apply_threads, parser_for, positive_int, run_main
 from s6.config import UserError, machine_name
 from s6.export import CALIBRATION_IMAGES, FP32_FILE, INT8_FILE, export_and_check, mnist_arrays, require
+from s6.files import check_writable, refuse_to_replace, save_json, writable_folder
+from s6.results import markdown_table
+from s6.runs import read_metrics
 from s6_model import MODELS
 
 
@@ -96,20 +90,31 @@ def output_folder(args, weights):
     return Path(args.out) if args.out else weights.parent
 
 
-def update_record(path, section, key, value):
-    """Set record[section][key] (or record[section] where `key` is None) in the JSON file at `path`."""
+def read_record(path):
+    """The record at `path` ({"exports": {...}, "benchmark": {"runs": {...}}}), or an empty one where there is
+    none yet; a one-line CheckpointError where it is damaged."""
     path = Path(path)
-    record = {}
-    if path.is_file():
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            raise CheckpointError(f"{path} is damaged: delete it, or give another --record") from None
-    if key is None:
-        record[section] = value
-    else:
-        record.setdefault(section, {})[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        return {}
+    damaged = CheckpointError(f"{path} is damaged: delete it, or give another --record")
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise damaged from None
+    sections = [record.get("exports", {}), record.get("benchmark", {}).get("runs", {})] if isinstance(record, dict) \
+        else None
+    if sections is None or not all(isinstance(section, dict) for section in sections):
+        raise damaged
+    return record
+
+
+def update_record(path, section, name, entry):
+    """Set record[section][name] to `entry` in the JSON file at `path`, keeping every other entry: "exports"
+    keeps one per exported run, "benchmark" one per run timed, each with the machine it was timed on."""
+    record = read_record(path)
+    entries = record.setdefault("exports", {}) if section == "exports" else \
+        record.setdefault("benchmark", {}).setdefault("runs", {})
+    entries[name] = entry
     save_json(path, record)
 
 
@@ -151,7 +156,6 @@ def bench(args, runs):
 
     threads = torch.get_num_threads()
     images = mnist_arrays(args.data_dir, limit=args.test_images)[0]
-    results = {}
     for weights, key in runs:
         folder = output_folder(args, weights)
         files = {"onnx runtime fp32": folder / FP32_FILE, "onnx runtime int8": folder / INT8_FILE}
@@ -159,12 +163,12 @@ def bench(args, runs):
         if missing:
             raise UserError(f"no {' or '.join(missing)}: export first, with python s6_export.py {weights} --int8")
         ways = {**pytorch_ways(load_weights(MODELS[key](), weights)), **onnx_ways(files, threads)}
-        results[entry_name(folder, args.record)] = {"model": key, **benchmark(ways, images, args.repeats),
-                                                    "predictions": predictions(ways, images)}
-        print(bench_table(key, results[entry_name(folder, args.record)]))
-    update_record(args.record, "benchmark", None, {
-        "machine": machine_name("cpu"), "threads": threads, "repeats": args.repeats, "test_images": len(images),
-        "torch": torch.__version__, "onnxruntime": require("onnxruntime").__version__, "runs": results})
+        result = {"model": key, **benchmark(ways, images, args.repeats), "predictions": predictions(ways, images),
+                  "machine": machine_name("cpu"), "threads": threads, "repeats": args.repeats,
+                  "test_images": len(images), "torch": torch.__version__,
+                  "onnxruntime": require("onnxruntime").__version__}
+        update_record(args.record, "benchmark", entry_name(folder, args.record), result)
+        print(bench_table(key, result))
     print(f"{shown(args.record)}: the benchmark, on {machine_name('cpu')}")
 
 
@@ -204,8 +208,12 @@ def main(argv=None):
     apply_threads(args)
     require("onnx"), require("onnxruntime")  # before any work, so that a missing package is the first thing said
     runs = [locate(source, args.model) for source in args.runs]
+    read_record(check_writable(args.record))  # where the results go, checked before minutes of work
+    if not args.bench:
+        for weights, _ in runs:
+            writable_folder(output_folder(args, weights))
     (bench if args.bench else export)(args, runs)
-    record = json.loads(Path(args.record).read_text())
+    record = read_record(args.record)
     if record.get("exports"):
         print(export_table(record))
     return 0

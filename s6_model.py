@@ -1,10 +1,11 @@
 """S6 models: a compact MNIST CNN at four parameter budgets, and the path from a 593,200-parameter baseline.
 
-Model code only: nothing here imports or knows about training.
+Model code only, and pure helpers on it (parameters, receptive fields): nothing here imports or knows about training.
 Every model maps (N, 1, 28, 28) images to (N, 10) logits (unnormalised class scores; softmax gives probabilities).
 Comments give each block's output size (channels x height x width) and receptive field (RF).
 """
 
+import torch
 from torch import nn
 
 
@@ -238,26 +239,68 @@ def _pair(value):
     return value if isinstance(value, tuple) else (value, value)
 
 
-def receptive_field(model, input_size=(1, 28, 28)):
-    """One row per conv or pooling layer, in the order the layers were registered.
+class ReceptiveFieldError(ValueError):
+    """A layer whose effect on the receptive field `receptive_field` cannot follow; the message names it."""
 
-    Each row: name, kernel, stride, padding, output size, jump (input pixels between neighbouring
-    outputs) and receptive field. Assumes square kernels and that registration order is forward
-    order, as in every model above; global average pooling counts as a kernel over the whole map.
+
+# Layers that leave every pixel where it was: they change no receptive field.
+PIXELWISE = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.modules.dropout._DropoutNd, nn.Identity,
+             nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+             nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Softplus)
+WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # a kernel, a stride, padding and, for some, dilation
+GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # pooled to 1x1: a kernel over the whole map
+
+
+def _layers_run(model, input_size):
+    """(name, layer, input, output) of each layer without sublayers, in the order one forward pass runs them."""
+    calls = []
+    leaves = [(name, layer) for name, layer in model.named_modules() if not list(layer.children())]
+    hooks = [layer.register_forward_hook(lambda layer, inputs, output, name=name: calls.append(
+        (name, layer, inputs[0], output))) for name, layer in leaves]
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size, device=next(model.parameters()).device))
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def receptive_field(model, input_size=(1, 28, 28)):
+    """One row per layer that moves the receptive field (convolutions, pools, a global pool), in the order the
+    model's forward runs them, up to where its features are flattened.
+
+    Each row: name, type, kernel, stride, padding, output size, jump (input pixels between neighbouring outputs)
+    and receptive field. Global average (or max) pooling counts as a kernel over the whole map. The layers are
+    found by running the forward once on a blank image, so a model of ordinary layers (Conv2d, pools, BatchNorm,
+    activations, Dropout, Sequential, a global pool) is followed whatever its class. Raises ReceptiveFieldError
+    for a layer it cannot follow: one that changes the map's size in another way (an Upsample, a transposed
+    convolution), or any layer it does not know, and where the size changes between layers (a pool as a function
+    call). Assumes square kernels and one chain of layers, as every model above.
     """
     size, jump, rf = input_size[-1], 1, 1
     rows = []
-    for name, layer in model.named_modules():
-        if isinstance(layer, nn.AdaptiveAvgPool2d):
+    for name, layer, x, y in _layers_run(model, input_size):
+        if x.dim() != 4 or y.dim() != 4:  # flattened: the features have ended
+            break
+        if x.shape[-1] != size:
+            raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at {name}: its input is "
+                                      f"{x.shape[-1]} pixels wide where the layer before gave {size} (an operation "
+                                      f"outside a layer, such as F.max_pool2d, changed it)")
+        if isinstance(layer, PIXELWISE):
+            continue
+        if isinstance(layer, GLOBAL) and y.shape[-1] == 1:
             kernel, stride, padding, dilation = size, 1, 0, 1
-        elif isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            kernel = _pair(layer.kernel_size)[0]
-            stride = _pair(layer.stride)[0]
-            padding = _pair(layer.padding)[0]
+        elif isinstance(layer, WINDOWED):
+            kernel, stride, padding = (_pair(getattr(layer, key))[0] for key in ("kernel_size", "stride", "padding"))
             dilation = _pair(getattr(layer, "dilation", 1))[0]
         else:
-            continue
-        size = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+            raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at {name} "
+                                      f"({type(layer).__name__}): it knows convolutions, pools and layers that "
+                                      f"keep each pixel where it is")
+        size = y.shape[-1]
         rf += (kernel - 1) * dilation * jump
         jump *= stride
         rows.append(dict(name=name, type=type(layer).__name__, kernel=kernel, stride=stride, padding=padding,
@@ -269,7 +312,17 @@ def feature_receptive_field(model, input_size=(1, 28, 28)):
     """The receptive field of the last layer before global pooling: how much of the digit one feature sees."""
     rf = 1
     for row in receptive_field(model, input_size):
-        if row["type"] == "AdaptiveAvgPool2d":
+        if row["type"] in {cls.__name__ for cls in GLOBAL}:
             break
         rf = row["receptive_field"]
     return rf
+
+
+def describe(model, input_size=(1, 28, 28)):
+    """One line: the model's class, parameters and the receptive field of its features, or why that cannot be
+    followed."""
+    try:
+        seen = f"a receptive field of {feature_receptive_field(model, input_size)} pixels before the head"
+    except ReceptiveFieldError as error:
+        seen = str(error)
+    return f"{type(model).__name__}: {count_parameters(model):,} parameters, {seen}"

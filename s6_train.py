@@ -17,7 +17,6 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from s6.checkpoints import remove_run, run_lock, saved_run, seed_statistics, seeds_table_row, writable_folder
 from s6.cli import (
     add_config_flags,
     add_overwrite_flag,
@@ -25,13 +24,16 @@ from s6.cli import (
     apply_threads,
     config_from_args,
     given_settings,
-    markdown_table,
     parser_for,
     run_main,
 )
-from s6.config import PLACEMENT, UserError, eval_set
+from s6.config import PLACEMENT, TrainConfig, UserError, eval_set
+from s6.files import check_writable, save_figure, save_json, writable_folder
+from s6.plots import plot_test_accuracy
+from s6.results import markdown_table, seed_statistics, seeds_table_row
+from s6.runs import remove_run, run_lock, saved_run
+from s6.training import build_model, fit
 from s6_model import count_parameters
-from s6_utils import TrainConfig, build_model, fit, plot_test_accuracy, save_json
 
 
 def parse_args(argv=None):
@@ -64,8 +66,7 @@ def check_figure_path(path):
     if suffix not in formats:
         raise UserError(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
                          f"{', '.join(sorted(formats))}")
-    if not Path(path).parent.is_dir():
-        raise UserError(f"--plot {path}: the folder {Path(path).parent} does not exist")
+    check_writable(path)
 
 
 def describe_run(run):
@@ -145,14 +146,13 @@ def _run_seeds(config, configs, folders, out, progress, overwrite, plot):
             fit(configs[seed], out_dir=folders[seed], resume=plan == "resume", progress=progress)
         runs[seed] = saved_run(folders[seed]).record
     stats = seed_statistics(runs)
-    out.mkdir(parents=True, exist_ok=True)
     save_json(out / "seeds.json", {"config": config.to_dict(), "summary": stats,
                                    "runs": {seed: run["history"] for seed, run in runs.items()}})
     if plot:
         fig = plot_test_accuracy({f"seed {s}": run["history"] for s, run in runs.items()},
                                  title=f"{config.model}: {eval_set(config)} accuracy of {len(runs)} seeds",
                                  eval_set=eval_set(config))
-        fig.savefig(plot, dpi=110)
+        save_figure(plot, fig, dpi=110)
     print(markdown_table([seeds_table_row(config.model, stats)]))
     return stats
 

@@ -1,27 +1,26 @@
-"""What the notebook and the scripts import: device, config, data, the train/test loop, plots.
+"""What the notebook and the scripts import: device, config, data, the training loop, results, plots.
 
 A thin surface over the `s6` package, where the code lives, one concern per module (see s6/__init__.py).
-The speed tricks (bf16, channels-last pooling, CUDA graphs) are switched on by one call, `speed_up`.
+The speed tricks (bf16, channels-last pooling, CUDA graphs) are switched on by one call, `speed_up`, which
+`set_up` makes.
 """
 
-from s6.checkpoints import (
-    CheckpointError,
-    load_config,
-    load_weights,
-    run_record,
-    save_json,
-    summarize,
-)
-from s6.config import TARGET_ACC, TrainConfig, UserError, get_device, machine_name, seed_everything
+from s6.checkpoints import CheckpointError, load_config, load_weights
+from s6.config import TARGET_ACC, TrainConfig, UserError, eval_set, get_device, machine_name, seed_everything
 from s6.data import MNIST_FILES, MnistDataError, make_loaders, mnist_dataset
+from s6.files import save_json
 from s6.plots import (
     model_summary,
+    plot_ablation,
     plot_confusion_matrix,
     plot_history,
+    plot_ladder,
     plot_misclassified,
     plot_samples,
     plot_test_accuracy,
 )
+from s6.results import summarize
+from s6.runs import run_record
 from s6.speed import speed_up
 from s6.training import (
     TrainingDiverged,
@@ -34,6 +33,7 @@ from s6.training import (
     evaluated,
     fit,
     format_epoch,
+    not_evaluated,
     predict,
     set_up,
     train_one_epoch,
@@ -42,17 +42,17 @@ from s6.training import (
 
 __all__ = [
     # config and device
-    "TARGET_ACC", "TrainConfig", "UserError", "get_device", "machine_name", "seed_everything",
+    "TARGET_ACC", "TrainConfig", "UserError", "eval_set", "get_device", "machine_name", "seed_everything",
     # data
     "MNIST_FILES", "MnistDataError", "make_loaders", "mnist_dataset",
     # training
     "TrainingDiverged", "build_ema", "build_model", "build_optimizer", "epoch_header", "evaluate", "evaluated",
-    "fit", "format_epoch", "set_up", "speed_up", "train_one_epoch", "training_step",
+    "fit", "format_epoch", "not_evaluated", "set_up", "speed_up", "train_one_epoch", "training_step",
     # evaluation
     "confusion_matrix", "predict",
     # results files
     "CheckpointError", "load_config", "load_weights", "run_record", "save_json", "summarize",
     # inspection and plots
-    "model_summary", "plot_confusion_matrix", "plot_history", "plot_misclassified", "plot_samples",
-    "plot_test_accuracy",
+    "model_summary", "plot_ablation", "plot_confusion_matrix", "plot_history", "plot_ladder", "plot_misclassified",
+    "plot_samples", "plot_test_accuracy",
 ]

@@ -1,4 +1,5 @@
-"""What the command-line scripts share: their flags, and one-line errors instead of tracebacks."""
+"""What the command-line scripts share: their flags, loading a model for them, and one-line errors instead of
+tracebacks."""
 
 import argparse
 import sys
@@ -112,30 +113,17 @@ def add_overwrite_flag(parser, what):
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if there already")
 
 
-def refuse_to_replace(paths, overwrite):
-    """A one-line error where a file about to be written exists already, unless `overwrite`."""
-    existing = [str(path) for path in paths if Path(path).exists()]
-    if existing and not overwrite:
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
-                         f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
-
-
-def markdown_table(rows, columns=None):
-    """A GitHub markdown table from a list of dicts; columns default to the first row's keys."""
-    columns = columns or list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def apply_threads(args):
     if args.threads:
         torch.set_num_threads(args.threads)
 
 
 def run_main(main, argv=None):
-    """Run a script's main(argv); an error a user can cause ends as one line on stderr and exit code 1."""
+    """Run a script's main(argv); an error a user can cause ends as one line on stderr and exit code 1.
+    A character the terminal's encoding lacks (a picture's name, on an ASCII terminal) is printed escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return main(argv)
     except USER_ERRORS as error:

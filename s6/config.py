@@ -3,7 +3,7 @@
 import math
 import platform
 import random
-from dataclasses import InitVar, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
@@ -32,8 +32,8 @@ def _field(default, help):
 
 
 # The settings that differ between models or recipes: Net's, and what each other model changes, chosen on
-# the validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig takes these
-# from its model's row unless it is given them.
+# the validation split (doc/experiments.md). Models not listed train with Net's. A TrainConfig made without
+# one of these settings takes it from its model's row.
 RECIPES = {
     "net": dict(epochs=20, batch_size=128, lr=0.1, pct_start=0.2, dropout=0.05, ema_decay=0.998,
                 rotate_degrees=10.0, translate=0.1, scale=0.1, eval_each_epoch=True),
@@ -53,8 +53,13 @@ NAMED_RECIPES = {
 
 @dataclass
 class TrainConfig:
-    """Every hyperparameter of a run. The defaults produce the README result; a field whose default is None
-    takes its model's value from RECIPES (or its named recipe's). Raises UserError for an invalid value."""
+    """Every hyperparameter of a run. The defaults produce the README result. Raises UserError for an invalid value.
+
+    A field left at None takes its value, when the config is made, from its model's row of RECIPES, changed by
+    its named recipe's; a value given wins. After that a config is plain values: equal configs train alike, and
+    dataclasses.replace changes only the fields it is given, so that replace(config, model="tiny") keeps the
+    recipe's values; TrainConfig(model="tiny") takes TinyNet's recipe.
+    """
 
     model: str = _field("net", f"model class from s6_model.MODELS: {', '.join(MODELS)}")
     recipe: str = _field("default", "the model's 'default' recipe, or a named one that changes it: " + "; ".join(
@@ -95,24 +100,15 @@ class TrainConfig:
     data_dir: str = _field("data", "folder holding MNIST/raw/ (downloaded there when online)")
     max_batches: int = _field(0, "batches per epoch for smoke runs; 0 means all")
 
-    # What __post_init__ took from the recipe. dataclasses.replace hands an InitVar's value back from the
-    # instance, so a replace() with another model or recipe knows which settings were the old recipe's, and
-    # takes the new one's for each of them that it was given unchanged (a setting given the very value the old
-    # recipe gave it counts as unchanged).
-    recipe_settings: InitVar[dict | None] = None
-
-    def __post_init__(self, recipe_settings):
+    def __post_init__(self):
         named = NAMED_RECIPES.get(self.recipe, {})
         if self.recipe != "default" and self.model not in named:
             raise UserError(f"TrainConfig.recipe={self.recipe!r} is not valid for model {self.model!r}: "
                             f"{field_help('recipe')}")
         row = {**RECIPES["net"], **RECIPES.get(self.model, {}), **named.get(self.model, {})}
-        earlier = recipe_settings or {}
-        taken = {name: value for name, value in row.items()
-                 if getattr(self, name) is None or (name in earlier and getattr(self, name) == earlier[name])}
-        for name, value in taken.items():
-            setattr(self, name, value)
-        self.recipe_settings = taken
+        for name, value in row.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         checks = {
             "model": self.model in MODELS,
             "epochs": self.epochs >= 1,
@@ -133,6 +129,7 @@ class TrainConfig:
             "val_split": 0 <= self.val_split < 60_000,
             "device": self.device is None or self.device in DEVICES,
             "max_batches": self.max_batches >= 0,
+            "seed": 0 <= self.seed < 2**32,  # numpy's seeds
         }
         for name, ok in checks.items():
             value = getattr(self, name)

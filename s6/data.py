@@ -209,9 +209,11 @@ def torchvision_loaders(config, device, eval_batch_size=1000):
     else:
         eval_set = mnist_dataset(config.data_dir, train=False, transform=torchvision_transforms())
     pin = torch.device(device).type == "cuda"
-    workers = 2 if pin else 0  # on a 2-core CPU, workers compete with the training step
-    train = DataLoader(train_set, config.batch_size, shuffle=True, num_workers=workers, pin_memory=pin)
-    return train, DataLoader(eval_set, eval_batch_size, num_workers=workers, pin_memory=pin)
+    # on a 2-core CPU, workers compete with the training step; on a GPU machine they live as long as the loader,
+    # not one pass, as a training run's do
+    workers = dict(num_workers=2, persistent_workers=True) if pin else {}
+    train = DataLoader(train_set, config.batch_size, shuffle=True, pin_memory=pin, **workers)
+    return train, DataLoader(eval_set, eval_batch_size, pin_memory=pin, **workers)
 
 
 def make_loaders(config, device):

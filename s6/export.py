@@ -12,7 +12,7 @@ import importlib
 import inspect
 import io
 import logging
-import os
+import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,10 +20,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from s6.checkpoints import writable_folder
-from s6.cli import refuse_to_replace
 from s6.config import UserError
 from s6.data import MNIST_MEAN, MNIST_STD, mnist_dataset, normalize, to_unit_range
+from s6.files import refuse_to_replace, writable_folder, write_atomically
+from s6.speed import plain_max_pools
 from s6_model import count_parameters
 
 FP32_FILE, INT8_FILE = "model.onnx", "model-int8.onnx"
@@ -62,17 +62,18 @@ def default_exporter():
 
 
 def plain_copy(model):
-    """A CPU copy of `model` in eval mode, of its own class and with its own forward: a network fresh from
-    training may have speed tricks switched on (s6.speed), and the caller's model keeps its mode and device."""
-    plain = type(model)()
-    plain.load_state_dict(copy.deepcopy(model.state_dict()))
-    return plain.cpu().eval()
+    """A CPU copy of `model` in eval mode, NCHW and with plain max-pools: a network fresh from training may have
+    speed tricks switched on (s6.speed), and the caller's model keeps its mode, device and layout."""
+    plain = copy.deepcopy(model).cpu().eval()
+    plain_max_pools(plain)
+    return plain.to(memory_format=torch.contiguous_format)
 
 
-def export_onnx(model, path, exporter=None):
-    """Write `model` (an S6 network, (N, 1, 28, 28) -> (N, 10)) to `path` as fp32 ONNX with a dynamic batch
-    dimension. Returns {"exporter", "opset"}. `exporter`: 'torchscript', 'dynamo' or None for
+def export_onnx(model, exporter=None):
+    """`model` (an S6 network, (N, 1, 28, 28) -> (N, 10)) as an fp32 ONNX ModelProto with a dynamic batch dimension,
+    made in memory. Returns (the proto, {"exporter", "opset"}). `exporter`: 'torchscript', 'dynamo' or None for
     `default_exporter()`; 'dynamo' needs torch >= 2.5 and onnxscript (else a UserError)."""
+    onnx = require("onnx")
     exporter = exporter or default_exporter()
     options = inspect.signature(torch.onnx.export).parameters
     extra = {"dynamo": exporter == "dynamo"} if "dynamo" in options else {}
@@ -80,19 +81,21 @@ def export_onnx(model, path, exporter=None):
         if "dynamo" not in options:
             raise UserError(f"torch {torch.__version__} has no dynamo ONNX exporter (torch 2.5 and later have)")
         require("onnxscript")
-        # one self-contained file, like the TorchScript exporter's, and no progress lines
-        extra.update(external_data=False, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},))
+        extra.update(verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},))  # no progress lines
     else:
         extra["dynamic_axes"] = {INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}
     # batch 2: torch.export would take a batch of 1 for a constant
     example = (torch.zeros(2, 1, 28, 28),)
+    written = io.BytesIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         # the TorchScript exporter warns of its deprecation on every export; whether the file is right, the check
         # after it tells
         warnings.simplefilter("ignore")
-        torch.onnx.export(plain_copy(model), example, str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          opset_version=OPSETS[exporter], **extra)
-    return {"exporter": exporter, "opset": OPSETS[exporter]}
+        program = torch.onnx.export(plain_copy(model), example, None if exporter == "dynamo" else written,
+                                    input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSETS[exporter],
+                                    **extra)
+    proto = program.model_proto if exporter == "dynamo" else onnx.load_from_string(written.getvalue())
+    return proto, {"exporter": exporter, "opset": OPSETS[exporter]}
 
 
 def shorten_names(graph):
@@ -110,11 +113,11 @@ def shorten_names(graph):
     del graph.value_info[:]  # shapes ONNX Runtime infers again
 
 
-def describe(path, model_key, quantization=None):
-    """Write into the ONNX file at `path` (metadata_props) what a user outside Python needs: the input, its
-    normalisation and the output. An int8 file (`quantization` given) has its names shortened too."""
+def describe(proto, model_key, quantization=None):
+    """Write into an ONNX ModelProto (its metadata_props) what a user outside Python needs: the input, its
+    normalisation and the output. An int8 model (`quantization` given) has its names shortened too. Returns the
+    proto's bytes, checked by onnx.checker."""
     onnx = require("onnx")
-    proto = onnx.load(str(path))
     if quantization:
         shorten_names(proto.graph)
     notes = {
@@ -132,7 +135,7 @@ def describe(path, model_key, quantization=None):
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = f"S6 {model_key}: {notes['s6.input']} -> {notes['s6.output']}"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    return proto.SerializeToString()
 
 
 def mnist_arrays(data_dir, train=False, limit=None, seed=None):
@@ -160,12 +163,12 @@ def _quiet():
         logging.disable(logging.NOTSET)
 
 
-def quantize_int8(fp32_path, path, calibration_images, per_channel=True):
-    """Static post-training int8 quantization of the fp32 ONNX file into `path` with ONNX Runtime's quantizer:
-    QDQ format, int8 weights (per output channel with `per_channel`) and int8 activations, whose ranges are
-    percentiles (99.999%) of the values that `calibration_images` (float32 (N, 1, 28, 28), normalised; training
-    images, never test images) give. Returns the settings. Memory: the calibration keeps every activation of
-    every image, about 0.5 MB an image for Net.
+def quantize_int8(fp32, calibration_images, per_channel=True):
+    """Static post-training int8 quantization of the fp32 ONNX model (bytes) with ONNX Runtime's quantizer: QDQ
+    format, int8 weights (per output channel with `per_channel`) and int8 activations, whose ranges are percentiles
+    (99.999%) of the values that `calibration_images` (float32 (N, 1, 28, 28), normalised; training images, never
+    test images) give. Returns (the int8 ModelProto, the settings). The quantizer works in a temporary folder.
+    Memory: the calibration keeps every activation of every image, about 0.5 MB an image for Net.
 
     Of MinMax or percentile ranges, per-channel or per-tensor weights, 1,000 or 5,000 images, these changed
     the fewest fp32 predictions of held-out training images (MicroNet per tensor with MinMax lost 0.12 points
@@ -176,30 +179,36 @@ def quantize_int8(fp32_path, path, calibration_images, per_channel=True):
     quantization = require("onnxruntime.quantization")
     batches = iter([{INPUT: calibration_images[i:i + 100]} for i in range(0, len(calibration_images), 100)])
     reader = SimpleNamespace(get_next=lambda: next(batches, None))  # ORT's CalibrationDataReader protocol
-    with _quiet():
+    with _quiet(), tempfile.TemporaryDirectory() as work:
+        fp32_path, int8_path = Path(work) / FP32_FILE, Path(work) / INT8_FILE
+        fp32_path.write_bytes(fp32)
         quantization.quantize_static(
-            str(fp32_path), str(path), reader, quant_format=quantization.QuantFormat.QDQ,
+            str(fp32_path), str(int8_path), reader, quant_format=quantization.QuantFormat.QDQ,
             per_channel=per_channel, activation_type=quantization.QuantType.QInt8,
             weight_type=quantization.QuantType.QInt8, calibrate_method=quantization.CalibrationMethod.Percentile)
-    return {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-            "weights": "int8, " + ("per output channel" if per_channel else "per tensor"),
-            "activations": "int8, per tensor", "calibration": f"percentile 99.999 on {len(calibration_images):,} "
-                                                               "MNIST training images (a fixed random draw)"}
+        int8 = require("onnx").load(str(int8_path))
+    return int8, {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+                  "weights": "int8, " + ("per output channel" if per_channel else "per tensor"),
+                  "activations": "int8, per tensor",
+                  "calibration": f"percentile 99.999 on {len(calibration_images):,} MNIST training images (a fixed "
+                                 f"random draw)"}
 
 
-def session(path, threads=None):
-    """An ONNX Runtime CPU session for the file at `path`; `threads`: its intra-op threads (None: ORT's choice)."""
+def session(model, threads=None):
+    """An ONNX Runtime CPU session for `model`, an ONNX file's path or its bytes; `threads`: its intra-op threads
+    (None: ORT's choice)."""
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     if threads:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                providers=["CPUExecutionProvider"])
 
 
-def onnx_logits(path, images, threads=None, batch_size=1000):
-    """Logits float32 (N, 10) of the ONNX file at `path` for `images` (float32 (N, 1, 28, 28), normalised)."""
-    reader = session(path, threads)
+def onnx_logits(model, images, threads=None, batch_size=1000):
+    """Logits float32 (N, 10) of an ONNX model (a path or bytes) for `images` (float32 (N, 1, 28, 28), normalised)."""
+    reader = session(model, threads)
     return np.concatenate([reader.run([OUTPUT], {INPUT: images[i:i + batch_size]})[0]
                            for i in range(0, len(images), batch_size)])
 
@@ -243,20 +252,6 @@ def check_int8(path, logits, fp32_acc, torch_logits, labels):
     return acc, agreement(logits, torch_logits)
 
 
-def write_checked(path, write, check):
-    """write(tmp) then check(tmp) on a temporary name beside `path`, renamed to `path` only if the check passes;
-    a failed write or check leaves no file behind and any earlier one at `path` as it was. Returns check's."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        result = check(tmp)
-        os.replace(tmp, path)
-        return result
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def file_size(path):
     """{"bytes": the file's size plus its external data files', "external_data_files": how many}."""
     onnx = require("onnx")
@@ -271,15 +266,17 @@ def file_size(path):
 def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, overwrite=False, limit=None,
                      calibration_images=None, threads=None):
     """Export `model` to folder/model.onnx and, with `int8`, folder/model-int8.onnx, each checked in ONNX Runtime
-    on MNIST's test set (its first `limit` images; None: all 10,000) before it takes its name; int8 is calibrated
-    on `calibration_images` training images (None: CALIBRATION_IMAGES). `threads`: ONNX Runtime's (None: its
-    choice). Returns the record results/export.json keeps: accuracies in percent, agreement with PyTorch in
-    percent of the images, sizes in bytes, the opset, exporter, quantizer and versions.
+    on MNIST's test set (its first `limit` images; None: all 10,000) before it is written there; int8 is
+    calibrated on `calibration_images` training images (None: CALIBRATION_IMAGES). `threads`: ONNX Runtime's
+    (None: its choice). Returns the record results/export.json keeps: accuracies in percent, agreement with
+    PyTorch in percent of the images, sizes in bytes, the opset, exporter, quantizer and versions.
 
+    Each file is made and checked in memory (the quantizer works in a temporary folder), and written into `folder`
+    only once it passed.
     Raises UserError where onnx or onnxruntime is missing or (unless `overwrite`) a file exists already,
-    ExportCheckFailed where a check fails (where only int8's did, model.onnx is kept and no model-int8.onnx:
-    an earlier one would belong to other weights; so too without `int8`), CheckpointError where the folder cannot
-    be written.
+    WriteError where `folder` cannot be written, ExportCheckFailed where a check fails. A failed or skipped file
+    leaves none of its name in `folder`: an earlier one there, which `overwrite` was to replace, would be of
+    other weights (where only int8's check failed, the new model.onnx is kept).
     """
     onnx, ort = require("onnx"), require("onnxruntime")
     folder = writable_folder(folder)
@@ -287,35 +284,32 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
     refuse_to_replace([fp32_path, int8_path] if int8 else [fp32_path], overwrite)
     images, labels = mnist_arrays(data_dir, limit=limit)
     expected = torch_logits(model, images)
-    key, settings = type(model).key, {}
-
-    def write_fp32(tmp):
-        settings.update(export_onnx(model, tmp, exporter))
-        describe(tmp, key)
-
-    fp32 = write_checked(fp32_path, write_fp32,
-                         lambda tmp: check_fp32(fp32_path, onnx_logits(tmp, images, threads), expected, labels))
-    if not int8:
-        int8_path.unlink(missing_ok=True)  # an int8 file there would be of other weights than model.onnx now
+    key = getattr(model, "key", type(model).__name__)
+    try:
+        proto, settings = export_onnx(model, exporter)
+        fp32 = describe(proto, key)
+        fp32_acc, fp32_agree = check_fp32(fp32_path, onnx_logits(fp32, images, threads), expected, labels)
+    except ExportCheckFailed as failed:
+        earlier = [path for path in (fp32_path, int8_path) if path.exists()]
+        for path in earlier:
+            path.unlink()
+        removed = f"; the earlier {' and '.join(p.name for p in earlier)} there, of other weights, removed"
+        raise ExportCheckFailed(str(failed) + (removed if earlier else "")) from None
+    write_atomically(fp32_path, fp32)
+    int8_path.unlink(missing_ok=True)  # an int8 file there would be of other weights than model.onnx now
     record = {"model": key, "parameters": count_parameters(model), "test_images": len(labels),
-              "accuracy": {"pytorch": round(accuracy(expected, labels), 4), "onnx_fp32": round(fp32[0], 4)},
-              "agreement_with_pytorch": {"onnx_fp32": round(fp32[1], 4)}, "files": {FP32_FILE: file_size(fp32_path)},
-              **settings, "normalization": NORMALIZATION,
+              "accuracy": {"pytorch": round(accuracy(expected, labels), 4), "onnx_fp32": round(fp32_acc, 4)},
+              "agreement_with_pytorch": {"onnx_fp32": round(fp32_agree, 4)},
+              "files": {FP32_FILE: file_size(fp32_path)}, **settings, "normalization": NORMALIZATION,
               "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__}}
-    if int8:
-        calibration = mnist_arrays(data_dir, train=True, limit=calibration_images or CALIBRATION_IMAGES, seed=0)[0]
-
-        def write_int8(tmp):
-            settings["quantization"] = quantize_int8(fp32_path, tmp, calibration)
-            describe(tmp, key, "; ".join(f"{name} {value}" for name, value in settings["quantization"].items()))
-
-        try:
-            acc, agree = write_checked(int8_path, write_int8, lambda tmp: check_int8(
-                int8_path, onnx_logits(tmp, images, threads), fp32[0], expected, labels))
-        except Exception:  # a failed check or quantization: an earlier int8 file is of other weights
-            int8_path.unlink(missing_ok=True)
-            raise
-        record["accuracy"]["onnx_int8"], record["agreement_with_pytorch"]["onnx_int8"] = round(acc, 4), round(agree, 4)
-        record["files"][INT8_FILE] = file_size(int8_path)
-        record["quantization"] = settings["quantization"]
+    if not int8:
+        return record
+    calibration = mnist_arrays(data_dir, train=True, limit=calibration_images or CALIBRATION_IMAGES, seed=0)[0]
+    proto, quantization = quantize_int8(fp32, calibration)
+    int8_model = describe(proto, key, "; ".join(f"{name} {value}" for name, value in quantization.items()))
+    acc, agree = check_int8(int8_path, onnx_logits(int8_model, images, threads), fp32_acc, expected, labels)
+    write_atomically(int8_path, int8_model)
+    record["accuracy"]["onnx_int8"], record["agreement_with_pytorch"]["onnx_int8"] = round(acc, 4), round(agree, 4)
+    record["files"][INT8_FILE] = file_size(int8_path)
+    record["quantization"] = quantization
     return record

@@ -8,7 +8,6 @@ distance to the nearest class, as in Lee et al. 2018, "A simple unified framewor
 out-of-distribution samples").
 """
 
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,8 +15,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from s6.checkpoints import CheckpointError, atomic_write, load_torch_file
+from s6.checkpoints import CheckpointError, load_torch_file
 from s6.data import mnist_dataset, split_indices
+from s6.files import save_torch
 from s6.preparing import mnist_like
 
 # The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
@@ -118,16 +118,21 @@ class DigitFeatures(NamedTuple):
         return torch.einsum("nkc,cd,nkd->nk", difference, self.precision, difference).min(1).values
 
     def save(self, path):
-        atomic_write(path, partial(torch.save, {"means": self.means, "precision": self.precision,
-                                                "threshold": torch.tensor(self.threshold)}))
+        save_torch(path, {"means": self.means, "precision": self.precision, "threshold": torch.tensor(self.threshold)})
 
     @classmethod
     def load(cls, path):
         """The features saved at `path`; CheckpointError for a file that is not one."""
         state = load_torch_file(path)
-        if not isinstance(state, dict) or set(state) != {"means", "precision", "threshold"}:
+        if not isinstance(state, dict) or set(state) != {"means", "precision", "threshold"} or not all(
+                isinstance(value, torch.Tensor) for value in state.values()):
             raise CheckpointError(f"{path} does not hold digit features (written by s6_predict.py --calibrate)")
-        return cls(state["means"], state["precision"], state["threshold"].item())
+        means, precision, threshold = state["means"], state["precision"], state["threshold"]
+        shapes_as_written = means.dim() == 2 and len(means) == 10 and precision.shape == (means.shape[1],) * 2
+        if not shapes_as_written or threshold.numel() != 1:
+            raise CheckpointError(f"{path} is damaged: its digit features are not of the shapes S6 writes; fit them "
+                                  f"again with python s6_predict.py --calibrate --overwrite")
+        return cls(means, precision, threshold.item())
 
 
 def features_beside(weights):

@@ -2,6 +2,7 @@
 which runs them all."""
 
 import copy
+import inspect
 import json
 import time
 from itertools import chain
@@ -13,10 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from s6.checkpoints import restore_checkpoint, save_checkpoint, save_model
-from s6.config import eval_set, get_device, seed_everything
+from s6.checkpoints import restore_checkpoint, save_model
+from s6.config import UserError, eval_set, get_device, seed_everything
 from s6.data import make_loaders
-from s6.speed import release, speed_up
+from s6.results import accuracy, prefix, prefix_of
+from s6.runs import check_room, save_epoch
+from s6.speed import Speed, speed_up
 from s6_model import MODELS, count_parameters
 
 
@@ -29,8 +32,31 @@ class TrainingDiverged(RuntimeError):
 CHECK_EVERY = 20
 
 
-def build_model(config, device):
-    return MODELS[config.model](dropout=config.dropout).to(device)
+def build_model(config, device, model=None):
+    """The network to train, on `device`: config.model's class from s6_model.MODELS, or `model`, a network of your
+    own that maps (N, 1, 28, 28) images to (N, 10) logits: an nn.Module class (or any function returning a
+    module), built here with dropout=config.dropout where it takes a `dropout` argument, or an nn.Module, of
+    which a copy is trained (its weights are where training starts)."""
+    model = MODELS[config.model] if model is None else model
+    if isinstance(model, nn.Module):
+        return copy.deepcopy(model).to(device)
+    takes_dropout = "dropout" in inspect.signature(model).parameters
+    return (model(dropout=config.dropout) if takes_dropout else model()).to(device)
+
+
+@torch.no_grad()
+def check_logits(model, device):
+    """A UserError, naming the shapes, where `model` does not map (N, 1, 28, 28) images to (N, 10) logits."""
+    training = model.training
+    try:
+        shape = tuple(model.eval()(torch.zeros(2, 1, 28, 28, device=device)).shape)
+    except Exception as error:  # any layer's complaint about the input is the same mistake
+        raise UserError(f"{type(model).__name__} cannot read (N, 1, 28, 28) images: {error}") from None
+    finally:
+        model.train(training)
+    if shape != (2, 10):
+        raise UserError(f"{type(model).__name__} returns {shape} for 2 images of (1, 28, 28): S6 trains networks "
+                        f"that return (N, 10) logits")
 
 
 def build_optimizer(model, config, steps_per_epoch):
@@ -72,19 +98,21 @@ class WeightEMA(nn.Module):
 
     @torch.no_grad()
     def update_parameters(self, model):
-        averaged = list(chain(self.module.parameters(), self.module.buffers()))
-        current = list(chain(model.parameters(), model.buffers()))
-        floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
-        counters = [i for i, t in enumerate(averaged) if not t.is_floating_point()]  # num_batches_tracked
-        # keep 0 at the first update (a copy), then (1 + t) / (10 + t) up to `decay`: the random initial
-        # weights are forgotten within a few steps; computed on the device, so nothing waits for it
-        n = self.n_averaged
-        keep = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
-        torch._foreach_mul_([averaged[i] for i in floats], keep)
-        torch._foreach_add_([averaged[i] for i in floats], torch._foreach_mul([current[i] for i in floats], 1 - keep))
-        if counters:  # a network without BatchNorm has none
-            torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
-        self.n_averaged += 1
+        with torch.profiler.record_function("weight average"):  # named in profiles, as torch.optim's steps are
+            averaged = list(chain(self.module.parameters(), self.module.buffers()))
+            current = list(chain(model.parameters(), model.buffers()))
+            floats = [i for i, t in enumerate(averaged) if t.is_floating_point()]
+            counters = [i for i, t in enumerate(averaged) if not t.is_floating_point()]  # num_batches_tracked
+            # keep 0 at the first update (a copy), then (1 + t) / (10 + t) up to `decay`: the random initial
+            # weights are forgotten within a few steps; computed on the device, so nothing waits for it
+            n = self.n_averaged
+            keep = torch.where(n == 0, 0.0, torch.clamp((1 + n) / (10 + n), max=self.decay))
+            torch._foreach_mul_([averaged[i] for i in floats], keep)
+            torch._foreach_add_([averaged[i] for i in floats],
+                                torch._foreach_mul([current[i] for i in floats], 1 - keep))
+            if counters:  # a network without BatchNorm has none
+                torch._foreach_copy_([averaged[i] for i in counters], [current[i] for i in counters])
+            self.n_averaged += 1
 
 
 def build_ema(model, config):
@@ -93,44 +121,54 @@ def build_ema(model, config):
 
 
 def evaluated(model, ema):
-    """The network whose test accuracy is reported: the moving average where there is one."""
+    """The network whose accuracy is reported: the moving average where there is one."""
     return ema.module if ema is not None else model
 
 
 class Run(NamedTuple):
     """Everything a training run updates, built by `set_up`."""
 
-    model: nn.Module
-    ema: WeightEMA | None
+    model: nn.Module  # the network trained
+    ema: WeightEMA | None  # its weight average, the network evaluated (see `evaluated`), or None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: object
-    eval_loader: object
-    speed: list  # names of the speed tricks switched on (and of any skipped, say why)
+    speed: Speed  # the speed tricks switched on (speed.names says which, and which were skipped and why)
+    notes: list  # what a user should know before the run: a network of their own over its budget
 
 
-def set_up(config, device):
-    """Seed, then build the model, loaders, optimizer and weight average, and switch the speed tricks on."""
+def set_up(config, device, steps_per_epoch, model=None, budget=None):
+    """Seed, then build the model, the optimizer and its schedule (`steps_per_epoch`: an epoch's batches,
+    len(train_loader)) and the weight average, and switch the speed tricks on.
+
+    model: a network of your own to train with the config's recipe instead of config.model's class (see
+    `build_model`). budget: a parameter count; a network over it is trained anyway, and Run.notes says by how much.
+    """
     seed_everything(config.seed)
-    model = build_model(config, device)
-    train_loader, eval_loader = make_loaders(config, device)
-    optimizer, scheduler = build_optimizer(model, config, steps_per_epoch=len(train_loader))
-    ema = build_ema(model, config)
-    tricks = speed_up(model, config, ema)
-    return Run(model, ema, optimizer, scheduler, train_loader, eval_loader, tricks)
+    network = build_model(config, device, model)
+    if model is not None:
+        check_logits(network, device)
+    optimizer, scheduler = build_optimizer(network, config, steps_per_epoch)
+    ema = build_ema(network, config)
+    speed = speed_up(network, config, ema)
+    notes = []
+    parameters = count_parameters(network)
+    if budget is not None and parameters > budget:
+        notes.append(f"{type(network).__name__} has {parameters:,} parameters, {parameters - budget:,} over the "
+                     f"budget of {budget:,}: trained anyway")
+    return Run(network, ema, optimizer, scheduler, speed, notes)
 
 
-def training_step(model, images, labels, optimizer, scheduler, ema, label_smoothing):
+def training_step(run, images, labels, label_smoothing):
     """One step on a batch of (N, 1, 28, 28) images and their (N,) labels: what every epoch repeats.
     Returns the logits (N, 10) and the mean loss, both still on the device."""
-    optimizer.zero_grad(set_to_none=True)
-    logits = model(images)
+    run.optimizer.zero_grad(set_to_none=True)
+    logits = run.speed.forward(run.model, images)  # run.model(images), with this device's speed tricks
     loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     loss.backward()
-    optimizer.step()
-    scheduler.step()  # OneCycle moves the learning rate after every batch
-    if ema is not None:
-        ema.update_parameters(model)
+    run.optimizer.step()
+    run.scheduler.step()  # the learning rate moves after every batch
+    if run.ema is not None:
+        run.speed.update_average(run.ema, run.model)  # run.ema.update_parameters(run.model)
     return logits, loss
 
 
@@ -164,18 +202,18 @@ def reseed(config, epoch):
     torch.manual_seed(config.seed * 10_000 + epoch)
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None, progress=True):
+def train_one_epoch(run, loader, config, epoch, progress=True):
     """`training_step` on every batch of the loader. Returns the epoch's mean loss, accuracy (percent) and
     starting learning rate; raises TrainingDiverged where the loss stops being finite."""
     reseed(config, epoch)
-    lr = scheduler.get_last_lr()[0]
-    device = next(model.parameters()).device
-    model.train()
+    lr = run.scheduler.get_last_lr()[0]
+    device = next(run.model.parameters()).device
+    run.model.train()
     metrics = EpochMetrics(device)
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress)
     for batch, (images, labels) in enumerate(bar, 1):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits, loss = training_step(model, images, labels, optimizer, scheduler, ema, config.label_smoothing)
+        logits, loss = training_step(run, images, labels, config.label_smoothing)
         metrics.add(logits, loss, labels)
         if batch % CHECK_EVERY == 0 or batch == len(loader):
             metrics.check_finite(epoch, batch)
@@ -185,8 +223,9 @@ def train_one_epoch(model, loader, optimizer, scheduler, config, epoch, ema=None
 
 
 @torch.inference_mode()
-def evaluate(model, loader):
-    """Mean cross-entropy loss and accuracy (percent) over the loader, in fp32."""
+def evaluate(model, loader, eval_set="test"):
+    """Mean cross-entropy loss and accuracy (percent) over the loader, in fp32, under the keys of `eval_set`:
+    test_loss and test_acc, or for "validation", val_loss and val_acc."""
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -198,7 +237,13 @@ def evaluate(model, loader):
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
-    return {"test_loss": loss_sum.item() / seen, "test_acc": 100 * correct.item() / seen}
+    p = prefix(eval_set)
+    return {f"{p}_loss": loss_sum.item() / seen, f"{p}_acc": 100 * correct.item() / seen}
+
+
+def not_evaluated(eval_set="test"):
+    """An epoch record's evaluation keys for an epoch that was not evaluated."""
+    return dict.fromkeys([f"{prefix(eval_set)}_loss", f"{prefix(eval_set)}_acc"])
 
 
 @torch.inference_mode()
@@ -222,52 +267,55 @@ def confusion_matrix(labels, predictions, classes=10):
 
 def epoch_header(eval_set="test"):
     """The heading of format_epoch's lines; `eval_set` names what was evaluated ('test' or 'validation')."""
-    short = {"test": "test", "validation": "val"}[eval_set]
+    short = prefix(eval_set)
     return f"epoch | train loss  train acc | {short + ' loss':>9}  {short + ' acc':>8} |     lr    | seconds"
 
 
 def format_epoch(record):
-    test = (f"{record['test_loss']:9.4f} {record['test_acc']:8.2f}%" if record["test_acc"] is not None
+    p = prefix_of(record)
+    test = (f"{record[f'{p}_loss']:9.4f} {accuracy(record):8.2f}%" if accuracy(record) is not None
             else f"{'not evaluated':>19}")
     return (f"{record['epoch']:5d} | {record['train_loss']:10.4f} {record['train_acc']:9.2f}% | {test} | "
             f"{record['lr']:.3e} | {record['seconds']:7.1f}")
 
 
-def fit(config, out_dir=None, resume=False, progress=True, log=print):
-    """Train `config.model` as the config says. Returns (model, history): one record per epoch.
+def fit(config, out_dir=None, resume=False, progress=True, log=print, model=None, budget=None):
+    """Train `config.model` (or `model`, a network of your own: see `build_model`) as the config says. Returns
+    (network, history): one record per epoch.
 
-    The returned model is the one evaluated: the weight average when config.ema_decay is set.
-    Without config.eval_each_epoch only the last epoch is evaluated: the others' test_loss and test_acc
-    are None.
+    The network returned is the one evaluated: the weight average when config.ema_decay is set. Without
+    config.eval_each_epoch only the last epoch is evaluated: the others' accuracy and loss are None.
     With `out_dir`, each epoch ends by writing checkpoint.pt and metrics.json there (atomically), and
-    the run ends with model.pt; `resume=True` continues from out_dir/checkpoint.pt.
+    the run ends with model.pt; `resume=True` continues from out_dir/checkpoint.pt, on the same number of CPU
+    threads. budget: see `set_up`.
     """
     device = get_device(config.device)
-    run = set_up(config, device)
+    train_loader, eval_loader = make_loaders(config, device)
+    run = set_up(config, device, len(train_loader), model, budget)
     out_dir = Path(out_dir) if out_dir else None
     done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
     if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        check_room(out_dir, run, config, history)  # a full disk is found now, not after the first epoch
+    evaluated_on = eval_set(config)
     log(f"config: {json.dumps(config.to_dict())}")
-    log(f"model {config.model}: {count_parameters(run.model):,} parameters | device {device} | "
-        f"pipeline {config.pipeline} | speed: {', '.join(run.speed) or 'none'}"
-        + (f" | resuming after epoch {done}" if resume else ""))
-    log(epoch_header(eval_set(config)))
+    log(f"model {config.model if model is None else type(run.model).__name__}: "
+        f"{count_parameters(run.model):,} parameters | device {device} | pipeline {config.pipeline} | "
+        f"speed: {', '.join(run.speed.names) or 'none'}" + (f" | resuming after epoch {done}" if resume else ""))
+    for note in run.notes:
+        log(f"note: {note}")
+    log(epoch_header(evaluated_on))
     for epoch in range(done + 1, config.epochs + 1):
         started = time.perf_counter()
-        train = train_one_epoch(run.model, run.train_loader, run.optimizer, run.scheduler, config, epoch,
-                                run.ema, progress)
+        train = train_one_epoch(run, train_loader, config, epoch, progress)
         if config.eval_each_epoch or epoch == config.epochs:
-            test = evaluate(evaluated(run.model, run.ema), run.eval_loader)
+            test = evaluate(evaluated(run.model, run.ema), eval_loader, evaluated_on)
         else:
-            test = {"test_loss": None, "test_acc": None}
+            test = not_evaluated(evaluated_on)
         history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
         log(format_epoch(history[-1]))
         if out_dir:
-            save_checkpoint(out_dir, run, config, history)
-    model = evaluated(run.model, run.ema)
-    release(run.model)
-    release(model)
+            save_epoch(out_dir, run, config, history)
+    network = evaluated(run.model, run.ema)
     if out_dir:
-        save_model(out_dir / "model.pt", model)
-    return model, history
+        save_model(out_dir / "model.pt", network)
+    return network, history

@@ -42,12 +42,13 @@ def run_script(script, *args, timeout=300, **kwargs):
 @pytest.fixture
 def run_in_process(capsys, monkeypatch, tmp_path_factory):
     """`run_script` without a new process and its seconds of torch start-up: the script's main(argv) as its
-    `__main__` runs it (one-line errors and exit code 1 from run_main, argparse's exit code 2), with its stdout and
-    stderr, in a CompletedProcess. It runs in an empty folder, so that a default path writes nothing here."""
+    `__main__` runs it ("s6_train.py", or "tools/bench.py" for the module tools.bench), with one-line errors and
+    exit code 1 from run_main, argparse's exit code 2, its stdout and stderr, in a CompletedProcess. It runs in an
+    empty folder, so that a default path writes nothing here."""
     from s6.cli import run_main
 
     def run(script, *args):
-        module = importlib.import_module(Path(script).stem)
+        module = importlib.import_module(Path(script).with_suffix("").as_posix().replace("/", "."))  # tools.bench
         argv = [str(arg) for arg in args]
         monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
         capsys.readouterr()  # what the test printed before
@@ -75,6 +76,39 @@ def as_photo(digit, size=(240, 300)):
     ink = Image.fromarray(255 - digit).convert("RGB").resize((150, 150))
     paper.paste(ink, (20, 90))
     return paper
+
+
+@pytest.fixture
+def read_only():
+    """make(folder): `folder`, made if missing, then read-only until the test ends: a read-only bind mount where the
+    tests run as root (root writes whatever the permission bits say), else its permission bits."""
+    mounted, chmodded = [], []
+
+    def make(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            chmodded.append(folder)
+            return folder
+        if subprocess.run(["mount", "--bind", folder, folder], capture_output=True).returncode:
+            pytest.skip("as root, a read-only folder needs a bind mount, which this machine does not allow")
+        mounted.append(folder)
+        if subprocess.run(["mount", "-o", "remount,ro,bind", folder], capture_output=True).returncode:
+            pytest.skip("as root, a read-only folder needs a read-only bind mount, which this machine does not allow")
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", folder], check=True)
+    for folder in chmodded:
+        folder.chmod(0o755)
+
+
+def file_size_limit(limit):
+    """A preexec_fn for a subprocess whose files cannot grow past `limit` bytes, as on a disk that is full."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
 @pytest.fixture(scope="session")

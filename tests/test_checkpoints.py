@@ -3,21 +3,15 @@
 import errno
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import quiet, without_seconds
 
-from s6.checkpoints import (
-    CheckpointError,
-    atomic_write,
-    load_config,
-    load_torch_file,
-    load_weights,
-    save_json,
-    save_model,
-    saved_run,
-)
+from s6.checkpoints import CheckpointError, load_config, load_torch_file, load_weights
+from s6.files import WriteError, save_json, write_atomically
+from s6.runs import saved_run
 from s6.training import fit
 from s6_model import Net, TinyNet
 
@@ -44,18 +38,21 @@ def test_resumed_run_ends_with_the_same_history_and_weights_as_an_uninterrupted_
     assert full.keys() == again.keys() and all(torch.equal(full[k], again[k]) for k in full)
 
 
-def test_a_crash_while_writing_leaves_the_previous_file_whole(tmp_path):
+def test_a_failed_write_leaves_the_previous_file_whole_and_no_temporary_file(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
     save_json(path, {"epoch": 1})
+    real_write = Path.write_bytes
 
-    def crash_half_way(tmp):
-        tmp.write_text('{"epo')
-        raise OSError("No space left on device")
+    def half_then_full(self, data):
+        real_write(self, data[:5])
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(CheckpointError, match="could not write .*metrics.json.*intact"):
-        atomic_write(path, crash_half_way)
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(WriteError, match=r"could not write .*metrics.json \(No space left on device\).*intact"):
+        write_atomically(path, b'{"epoch": 2}')
+    monkeypatch.undo()
     assert path.read_text() == '{\n  "epoch": 1\n}\n'
-    assert not (tmp_path / "metrics.json.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 class RunsCode:
@@ -66,9 +63,35 @@ class RunsCode:
 def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path, capsys):
     path = tmp_path / "model.pt"
     path.write_bytes(pickle.dumps(RunsCode(), protocol=2))
-    with pytest.raises(CheckpointError, match="is not an S6 checkpoint"):
+    with pytest.raises(CheckpointError, match=f"{path} cannot be read"):
         load_torch_file(path)
     assert "this must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage, looks", [(lambda data: data[: len(data) // 2], "looks damaged"),
+                                           (lambda data: b"", "is empty")], ids=["cut short", "empty"])
+def test_a_damaged_file_is_named_as_damaged_with_what_to_do(finished_run, tmp_path, damage, looks):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(damage((finished_run / "checkpoint.pt").read_bytes()))
+    with pytest.raises(CheckpointError, match=f"{path} cannot be read as an S6 checkpoint or model.pt: it {looks}.*"
+                                              f"give another file"):
+        load_torch_file(path)
+
+
+@pytest.mark.parametrize("change", [{"history": {}}, {"epoch": 5}, {"optimizer": None}], ids=str)
+def test_a_checkpoint_not_of_the_shape_s6_writes_is_refused_in_one_line(finished_run, tmp_path, change):
+    state = torch.load(finished_run / "checkpoint.pt", weights_only=True)
+    torch.save({**state, **change}, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="is not a whole checkpoint"):
+        saved_run(tmp_path)
+
+
+@pytest.mark.parametrize("record", ['{"config": {}, "history": {}}', '[1, 2]', '{"config": {"model": "net"}}'])
+def test_a_metrics_json_not_of_the_shape_s6_writes_is_damaged(finished_run, tmp_path, record):
+    shutil.copytree(finished_run, tmp_path / "run")
+    (tmp_path / "run" / "metrics.json").write_text(record)
+    with pytest.raises(CheckpointError, match="metrics.json is damaged"):
+        saved_run(tmp_path / "run")
 
 
 def test_weights_of_another_model_say_which_model_they_are_for_and_the_flag_to_give(tmp_path):
@@ -94,16 +117,6 @@ def test_weights_from_a_checkpoint_are_the_weight_average_that_model_pt_holds(fi
     from_checkpoint = load_weights(Net(), finished_run / "checkpoint.pt").state_dict()
     from_model = load_weights(Net(), finished_run / "model.pt").state_dict()
     assert all(torch.equal(from_checkpoint[k], from_model[k]) for k in from_model)
-
-
-def test_a_failed_save_says_which_file_and_keeps_no_temporary_file(tmp_path, monkeypatch):
-    def disk_full(*_):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(CheckpointError, match=r"could not write .*model.pt \(No space left on device\)"):
-        save_model(tmp_path / "model.pt", Net())
-    assert not list(tmp_path.iterdir())
 
 
 def test_a_checkpoint_with_settings_this_version_lacks_cannot_be_resumed(finished_run, tmp_path):

@@ -13,7 +13,8 @@ from s6.config import NAMED_RECIPES, RECIPES, TrainConfig, get_device, machine_n
 @pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", "resnet"),
                                          ("pipeline", "ffcv"), ("device", "tpu"), ("precision", "fp8"),
                                          ("weight_decay", float("inf")), ("lr", float("nan")),
-                                         ("momentum", 0.99)])
+                                         ("momentum", 0.99), ("seed", -1), ("seed", 2**32),
+                                         ("schedule", "cosine")])
 def test_invalid_config_value_raises_value_error_naming_the_field(name, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{name}="):
         TrainConfig(**{name: value})
@@ -27,14 +28,22 @@ def test_every_setting_in_a_models_recipe_row_takes_effect(model):
     assert {name: getattr(config, name) for name in row} == row
 
 
-@pytest.mark.parametrize("change", [{"model": "tiny"}, {"recipe": "quick"}])
-def test_replace_with_another_model_or_recipe_takes_its_settings_and_keeps_what_was_given(change):
-    given = TrainConfig(seed=3, lr=0.3)
-    replaced = dataclasses.replace(given, **change)
-    fresh = TrainConfig(**change, seed=3, lr=0.3)
-    assert replaced == fresh and replaced.epochs != given.epochs
-    assert dataclasses.replace(TrainConfig(), model="tiny", epochs=7).epochs == 7
-    assert dataclasses.replace(replaced) == replaced
+@pytest.mark.parametrize("change", [{"model": "tiny"}, {"recipe": "quick"}, {"model": "tiny", "lr": 0.1}])
+def test_equal_configs_stay_equal_under_replace_and_a_setting_given_is_never_dropped(change):
+    made = TrainConfig()
+    rebuilt = TrainConfig(**dataclasses.asdict(made))
+    assert made == rebuilt and repr(made) == repr(rebuilt)
+    assert dataclasses.replace(made, **change) == dataclasses.replace(rebuilt, **change)
+    replaced = dataclasses.replace(made, **change)
+    assert all(getattr(replaced, name) == value for name, value in change.items())
+    unchanged = {f.name for f in dataclasses.fields(TrainConfig)} - set(change)
+    assert all(getattr(replaced, name) == getattr(made, name) for name in unchanged), "replace changes what it names"
+
+
+def test_a_new_config_of_another_model_takes_its_recipe_and_keeps_what_was_given():
+    assert TrainConfig(model="tiny", lr=0.1).lr == 0.1
+    tiny = TrainConfig(model="tiny", seed=3)
+    assert (tiny.epochs, tiny.lr, tiny.seed) == (RECIPES["tiny"]["epochs"], RECIPES["tiny"]["lr"], 3)
 
 
 def test_each_model_takes_its_own_recipe_unless_told_otherwise():

@@ -187,3 +187,10 @@ def test_an_unreadable_file_is_named(data_copy, offline):
     unreadable.mkdir()  # unreadable as a file even for root, unlike a chmod
     with pytest.raises(MnistDataError, match="train-labels-idx1-ubyte cannot be read"):
         mnist_dataset(data_copy.parent.parent, train=True)
+
+
+def test_a_gpu_machines_loader_workers_live_as_long_as_the_loader_not_one_pass():
+    config = TrainConfig(data_dir=DATA_DIR, pipeline="torchvision")
+    for loader in torchvision_loaders(config, torch.device("cuda")):  # built only: no GPU is needed for that
+        assert loader.num_workers == 2 and loader.persistent_workers
+    assert all(loader.num_workers == 0 for loader in torchvision_loaders(config, CPU))

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_DIR, ROOT, assert_one_line_error
+from conftest import DATA_DIR, ROOT, assert_one_line_error, file_size_limit, run_script
 
 from s6 import export
 from s6.checkpoints import load_weights
@@ -78,14 +78,18 @@ def test_an_exported_file_takes_any_batch_size_and_states_the_normalisation(tiny
     assert "light digit on black" in metadata["s6.input"] and "logits" in metadata["s6.output"]
 
 
-def test_a_failed_check_keeps_the_earlier_file_and_leaves_no_new_one(tmp_path, monkeypatch):
+def test_a_failed_check_leaves_no_file_and_a_re_export_removes_the_earlier_files_it_was_to_replace(tmp_path,
+                                                                                                  monkeypatch):
     model = load_weights(MODELS["micro"](), MICRO / "model.pt")
-    (tmp_path / export.FP32_FILE).write_bytes(b"the user's file")
-    monkeypatch.setattr(export, "onnx_logits", lambda path, images, threads=None: np.zeros((len(images), 10)))
+    monkeypatch.setattr(export, "onnx_logits", lambda model, images, threads=None: np.zeros((len(images), 10)))
     with pytest.raises(export.ExportCheckFailed, match="failed its check, so it was not kept"):
-        export.export_and_check(model, tmp_path, DATA_DIR, int8=False, overwrite=True, limit=100)
-    assert [path.name for path in tmp_path.iterdir()] == [export.FP32_FILE]
-    assert (tmp_path / export.FP32_FILE).read_bytes() == b"the user's file"
+        export.export_and_check(model, tmp_path / "new", DATA_DIR, int8=False, limit=100)
+    assert not list((tmp_path / "new").iterdir())
+    for name in (export.FP32_FILE, export.INT8_FILE):  # an earlier export, of the weights before retraining
+        (tmp_path / name).write_bytes(b"of other weights")
+    with pytest.raises(export.ExportCheckFailed, match="the earlier model.onnx and model-int8.onnx there, .* removed"):
+        export.export_and_check(model, tmp_path, DATA_DIR, int8=True, overwrite=True, limit=100)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["new"]
 
 
 def test_the_script_exports_a_run_folder_records_it_and_benchmarks_it(tmp_path, run_in_process, one_thread):
@@ -102,11 +106,16 @@ def test_the_script_exports_a_run_folder_records_it_and_benchmarks_it(tmp_path, 
     entry = json.loads(record.read_text())["exports"]["micro-run"]
     assert entry["model"] == "micro" and entry["accuracy"]["onnx_fp32"] == entry["accuracy"]["pytorch"]
 
+    earlier = json.loads(record.read_text())
+    earlier["benchmark"] = {"runs": {"other-run": {"images_per_second": {"batch 1": {"pytorch eager": 1.0}}}}}
+    record.write_text(json.dumps(earlier))  # another run's timings, which a --bench of this run keeps
     result = run_in_process("s6_export.py", run, "--bench", "--repeats", 1, "--test-images", 100, *common)
     assert result.returncode == 0, result.stderr
-    bench = json.loads(record.read_text())["benchmark"]
-    assert bench["machine"] and json.loads(record.read_text())["exports"]["micro-run"] == entry
-    measured = bench["runs"]["micro-run"]
+    runs = json.loads(record.read_text())["benchmark"]["runs"]
+    assert runs["other-run"] == earlier["benchmark"]["runs"]["other-run"]
+    assert json.loads(record.read_text())["exports"]["micro-run"] == entry
+    measured = runs["micro-run"]
+    assert measured["machine"] and measured["threads"] == 1 and measured["repeats"] == 1
     assert set(measured["images_per_second"]) == {"batch 1", "batch 1000"}
     assert measured["ratio_to_pytorch_eager"]["batch 1"]["pytorch eager"] == 1
     assert measured["predictions"]["onnx runtime fp32"]["identical_predictions"]
@@ -130,7 +139,7 @@ def test_a_missing_package_is_a_one_line_error_saying_what_to_install(package, m
 def test_the_dynamo_exporter_without_onnxscript_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxscript", None)
     with pytest.raises(export.UserError, match="onnxscript|no dynamo ONNX exporter"):
-        export.export_onnx(MODELS["micro"](), tmp_path / "model.onnx", exporter="dynamo")
+        export.export_onnx(MODELS["micro"](), exporter="dynamo")
 
 
 @pytest.mark.parametrize("case", ["missing file", "folder without weights", "not a model", "another model's"])
@@ -170,3 +179,22 @@ def test_each_committed_export_scores_what_the_record_and_its_run_say(run):
     assert len(labels) == entry["test_images"] == 10_000
     assert round(fp32, 2) == entry["accuracy"]["onnx_fp32"] and abs(fp32 - last_epoch) <= 0.02
     assert round(int8, 2) == entry["accuracy"]["onnx_int8"] and abs(int8 - fp32) <= export.INT8_TOLERANCE
+
+
+def test_a_record_in_a_read_only_folder_ends_in_one_line_before_any_file_is_written(tmp_path, read_only,
+                                                                                    run_in_process):
+    folder = read_only(tmp_path / "read-only")
+    result = run_in_process("s6_export.py", MICRO, "--out", tmp_path / "out", "--record", folder / "export.json",
+                            "--test-images", 500, "--data-dir", DATA_DIR)
+    assert_one_line_error(result)
+    assert f"cannot write to {folder} (" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_ends_an_export_in_one_line_naming_the_file_and_leaves_no_temporary_file(tmp_path):
+    record = tmp_path / "export.json"
+    result = run_script("s6_export.py", MICRO, "--out", tmp_path / "out", "--record", record, "--test-images", 500,
+                        "--data-dir", DATA_DIR, "--threads", 1, preexec_fn=file_size_limit(5_000))  # model.onnx: 12 KB
+    assert_one_line_error(result)
+    assert f"could not write {tmp_path / 'out' / export.FP32_FILE} (File too large)" in result.stderr
+    assert not list((tmp_path / "out").iterdir()) and not record.exists()

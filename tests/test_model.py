@@ -1,5 +1,7 @@
 """s6_model.py: the budgets, the ingredients, the receptive fields."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -10,9 +12,11 @@ from s6_model import (
     BaselineNet,
     MicroNet,
     Net,
+    ReceptiveFieldError,
     SmallNet,
     TinyNet,
     count_parameters,
+    describe,
     feature_receptive_field,
     receptive_field,
     separable_bn,
@@ -104,3 +108,46 @@ def test_receptive_field_follows_dilation_and_stride():
     rows = receptive_field(model, (1, 28, 28))
     # stride 2: RF 3, size 13, jump 2 | dilation 2: RF 3 + 2*2*2 = 11, size 13 - 4 = 9
     assert [(r["receptive_field"], r["output_size"], r["jump"]) for r in rows] == [(3, 13, 2), (11, 9, 2)]
+
+
+class PoolRegisteredFirst(nn.Module):
+    """A network of one's own whose layers are registered in another order than its forward runs them."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.MaxPool2d(2)
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 10, 3, padding=1)
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.head(self.conv2(self.pool(torch.relu(self.conv1(x)))))
+
+
+def test_receptive_field_follows_a_network_of_ones_own_in_the_order_its_forward_runs_its_layers():
+    rows = receptive_field(PoolRegisteredFirst())
+    assert [(r["name"], r["receptive_field"], r["output_size"]) for r in rows] == [
+        ("conv1", 3, 28), ("pool", 4, 14), ("conv2", 8, 14), ("head.2", 34, 1)]
+    assert feature_receptive_field(PoolRegisteredFirst()) == 8
+
+
+@pytest.mark.parametrize("network, named", [
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Upsample(scale_factor=2), nn.Conv2d(4, 10, 1), nn.AdaptiveAvgPool2d(1)),
+     "at 1 (Upsample)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 10, 3), nn.AdaptiveAvgPool2d(1)),
+     "at 1 (ConvTranspose2d)"),
+])
+def test_a_layer_the_receptive_field_cannot_follow_is_named_in_one_line(network, named):
+    with pytest.raises(ReceptiveFieldError, match=re.escape(named)) as error:
+        receptive_field(network)
+    assert "\n" not in str(error.value)
+    assert describe(network).startswith("Sequential: ") and named in describe(network)
+
+
+def test_a_size_changed_outside_a_layer_is_named_where_the_receptive_field_loses_track():
+    class PoolsInForward(PoolRegisteredFirst):
+        def forward(self, x):
+            return self.head(self.conv2(torch.nn.functional.max_pool2d(self.conv1(x), 2)))
+
+    with pytest.raises(ReceptiveFieldError, match="at conv2: its input is 14 pixels wide where the layer before gave"):
+        receptive_field(PoolsInForward())

@@ -7,7 +7,6 @@ import torch
 from conftest import ROOT
 from matplotlib.figure import Figure
 
-from s6.cli import markdown_table
 from s6.data import make_loaders
 from s6.plots import (
     model_summary,
@@ -17,6 +16,7 @@ from s6.plots import (
     plot_samples,
     plot_test_accuracy,
 )
+from s6.results import markdown_table
 from s6.training import confusion_matrix, predict
 from s6_model import Net, count_parameters
 

@@ -1,24 +1,24 @@
 """s6/preparing.py and s6/reading.py: a user's picture of a digit, of any size from 8x8 up, is made MNIST-like
 and read right, or flagged as unsure; a picture that is no digit is called so."""
 
-import letters as letters_set
-import non_digits as non_digits_script
 import numpy as np
-import photo_digits as photo_digits_script
 import pytest
-import small_digits as small_digits_script
 import torch
 from conftest import DATA_DIR, as_photo
-from non_digits import mnist_test_distances, non_digits, verdicts
-from photo_digits import KINDS, outcome, photo_digits
 from PIL import Image
-from small_digits import SETS, small_digit_figures
 
 from s6.checkpoints import CheckpointError
 from s6.data import mnist_dataset, normalize
 from s6.preparing import load_digit, mnist_like, prepare
 from s6.reading import FEATURES_FILE, DigitFeatures, read_digit
 from s6_model import BaselineNet
+from tools import letters as letters_set
+from tools import non_digits as non_digits_script
+from tools import photo_digits as photo_digits_script
+from tools import small_digits as small_digits_script
+from tools.non_digits import mnist_test_distances, non_digits, verdicts
+from tools.photo_digits import KINDS, outcome, photo_digits
+from tools.small_digits import SETS, small_digit_figures
 
 BACKGROUND = normalize(torch.tensor(0.0)).item()
 
@@ -194,6 +194,10 @@ def test_digit_features_are_saved_and_loaded_and_another_file_is_a_one_line_erro
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="does not hold digit features"):
         DigitFeatures.load(tmp_path / "other.pt")
+    torch.save({"means": features.means[:5], "precision": features.precision, "threshold": torch.tensor(1.0)},
+               tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="cut.pt is damaged"):
+        DigitFeatures.load(tmp_path / "cut.pt")
 
 
 @pytest.mark.parametrize("script", [photo_digits_script, small_digits_script, non_digits_script, letters_set],

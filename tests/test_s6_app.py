@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, as_photo
-from letters import stroke_glyph
-from non_digits import on_sketchpad, smiley
 from PIL import Image
+
+from tools.letters import stroke_glyph
+from tools.non_digits import on_sketchpad, smiley
 
 REQUIRED = os.environ.get("S6_REQUIRE_BROWSER") == "1"
 try:

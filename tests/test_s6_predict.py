@@ -1,17 +1,18 @@
 """s6_predict.py, run as a user runs it: one line per image (a digit, unsure, or not a digit), and one bad file
 does not stop the others. Its main runs in this process, but for the test of what the process itself does."""
 
+import os
 import re
 import shutil
 
 import pytest
 import torch
 from conftest import WEIGHTS, as_photo, assert_one_line_error, run_script
-from non_digits import smiley
 from PIL import Image
 
 from s6.reading import FEATURES_FILE
 from s6_model import Net
+from tools.non_digits import smiley
 
 
 def test_predict_reads_photographed_digits_and_one_bad_file_does_not_stop_the_others(test_digits, tmp_path):
@@ -136,6 +137,23 @@ def test_calibrate_refuses_to_replace_digit_features_unless_told_to_overwrite(tm
     assert_one_line_error(result)
     assert "exists already" in result.stderr and "--overwrite" in result.stderr
     assert (tmp_path / FEATURES_FILE).read_bytes() == b"earlier"
+
+
+def test_calibrate_beside_weights_in_a_read_only_folder_ends_in_one_line_before_fitting(tmp_path, read_only,
+                                                                                          run_in_process):
+    shutil.copy(WEIGHTS, tmp_path / "model.pt")
+    folder = read_only(tmp_path)
+    result = run_in_process("s6_predict.py", "--calibrate", "--weights", folder / "model.pt")
+    assert_one_line_error(result)
+    assert f"cannot write to {folder} (" in result.stderr
+
+
+def test_a_picture_named_in_letters_the_terminal_lacks_is_read_and_its_name_printed_escaped(tmp_path, test_digits):
+    path = tmp_path / "drei_\u00fc.png"
+    Image.fromarray(test_digits[0][0]).save(path)
+    result = run_script("s6_predict.py", path, "--weights", WEIGHTS, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{tmp_path}/drei_\\xfc.png: {test_digits[1][0]} (")
 
 
 def test_no_image_and_no_calibrate_is_a_usage_error(run_in_process):

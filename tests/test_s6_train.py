@@ -1,7 +1,6 @@
 """s6_train.py as a user runs it, on a few batches: its main(argv), and a process where that is what is tested."""
 
 import dataclasses
-import errno
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA_DIR, ROOT, SMALL, assert_one_line_error, run_script, without_seconds
+from conftest import DATA_DIR, ROOT, SMALL, assert_one_line_error, file_size_limit, run_script, without_seconds
 
 from s6.checkpoints import load_weights
 from s6.config import TrainConfig
@@ -176,7 +175,7 @@ def test_resume_of_a_file_that_is_not_a_checkpoint_is_a_one_line_error(tmp_path,
     (tmp_path / "checkpoint.pt").write_text("not a checkpoint")
     result = run_in_process("s6_train.py", "--resume", tmp_path)
     assert_one_line_error(result)
-    assert "is not an S6 checkpoint" in result.stderr
+    assert f"{tmp_path / 'checkpoint.pt'} cannot be read" in result.stderr
 
 
 def test_resume_from_a_model_pt_is_a_one_line_error(tmp_path, run_in_process):
@@ -258,18 +257,53 @@ def test_ctrl_c_before_the_first_epoch_is_saved_says_to_run_again_not_to_resume(
     assert "nothing was saved" in hint and "--resume" not in hint
 
 
-def test_a_full_disk_while_saving_is_a_one_line_error_naming_the_file(tmp_path, monkeypatch, capsys):
-    import s6_train
-    from s6.cli import run_main
+def test_a_full_disk_ends_a_run_or_a_resume_in_one_line_before_training_and_leaves_no_temporary_file(tmp_path,
+                                                                                                  small_config):
+    full_disk = file_size_limit(100_000)  # a checkpoint of Net is over 200 KB
+    fresh = run_script("s6_train.py", *SMALL, "--out", tmp_path / "fresh", preexec_fn=full_disk)
+    assert_one_line_error(fresh)
+    assert f"cannot save checkpoints in {tmp_path / 'fresh'} (File too large)" in fresh.stderr
+    assert not re.search(r"^ +1 \|", fresh.stdout, re.MULTILINE), "it stopped before the first epoch"
+    assert not [path.name for path in (tmp_path / "fresh").iterdir() if path.suffix in (".tmp", ".pt", ".json")]
+    stopped_run(small_config(), tmp_path / "stopped")
+    before = (tmp_path / "stopped" / "checkpoint.pt").read_bytes()
+    resumed = run_script("s6_train.py", "--resume", tmp_path / "stopped", "--threads", torch.get_num_threads(),
+                         preexec_fn=full_disk)
+    assert_one_line_error(resumed)
+    assert "File too large" in resumed.stderr
+    assert (tmp_path / "stopped" / "checkpoint.pt").read_bytes() == before
+    assert not list((tmp_path / "stopped").glob("*.tmp"))
 
-    def disk_full(*_, **__):
-        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", disk_full)
-    assert run_main(s6_train.main, ["--epochs", "1", "--max-batches", "2", "--batch-size", "16", "--device", "cpu",
-                                    "--data-dir", DATA_DIR, "--no-progress", "--out", str(tmp_path)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "checkpoint.pt (No space left on device)" in err
+def test_a_read_only_folder_ends_in_one_line_naming_it(tmp_path, read_only, run_in_process):
+    folder = read_only(tmp_path / "read-only")
+    result = run_in_process("s6_train.py", *SMALL, "--out", folder / "run")
+    assert_one_line_error(result)
+    assert f"cannot write to {folder / 'run'} (" in result.stderr
+    assert "Read-only file system" in result.stderr or "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--seed", "-1"], ["--seed", str(2**32)], ["--seeds", "1", "-1"]])
+def test_a_seed_out_of_range_ends_in_one_line_before_any_folder_is_made(flags, tmp_path, run_in_process):
+    result = run_in_process("s6_train.py", *SMALL, *flags, "--out", tmp_path / "run")
+    assert_one_line_error(result)
+    assert "TrainConfig.seed=" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_resume_on_another_number_of_threads_is_refused_naming_the_flag_that_keeps_it_exact(tmp_path,
+                                                                                           small_config,
+                                                                                           run_in_process):
+    threads = torch.get_num_threads()
+    stopped_run(small_config(), tmp_path / "run")  # its checkpoint records the threads it trained on
+    try:
+        refused = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--threads", 3 - min(threads, 2))
+        assert_one_line_error(refused)
+        assert f"resume with --threads {threads}" in refused.stderr
+        resumed = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--threads", threads, "--no-progress")
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.returncode == 0, resumed.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -330,7 +364,7 @@ def test_seeds_with_a_damaged_metrics_json_stop_at_once_naming_it(seed1_done, tm
 
 
 LOCK_HOLDER = """import sys, time
-from s6.checkpoints import run_lock
+from s6.runs import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)

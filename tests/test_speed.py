@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from conftest import quiet, without_seconds
 
+from s6 import speed
 from s6.config import TrainConfig
-from s6.speed import MaxPool2dNHWC, capture_cuda_graphs, capture_weight_average, release, speed_up
+from s6.speed import MaxPool2dNHWC, capture_cuda_graphs, capture_weight_average, speed_up
 from s6.training import build_ema, build_model, fit
 from s6_model import Net
 
@@ -38,13 +39,16 @@ def test_cpu_model_pools_in_channels_last_with_the_same_weights_and_gradients():
     torch.manual_seed(0)
     reference = Net(dropout=0.0)
     model = copy.deepcopy(reference)
-    assert speed_up(model, config) == ["channels-last max-pooling", "bf16 autocast"]
+    speed = speed_up(model, config)
+    assert speed.names == ["channels-last max-pooling", "bf16 autocast"]
     assert [type(m) for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)] == [MaxPool2dNHWC] * 2
     assert model.state_dict().keys() == reference.state_dict().keys()  # the swap adds no state
     images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         F.cross_entropy(reference(images).float(), labels).backward()
-    F.cross_entropy(model(images), labels).backward()  # sped up: autocast inside, fp32 logits out
+    logits = speed.forward(model, images)  # autocast inside, fp32 logits out
+    assert logits.dtype == torch.float32
+    F.cross_entropy(logits, labels).backward()
     for a, b in zip(reference.parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
 
@@ -67,62 +71,46 @@ def test_channels_last_evaluation_keeps_the_weight_average_channels_last_and_the
     config = TrainConfig()
     model = Net()
     ema = build_ema(model, config)
-    assert "channels-last evaluation" in speed_up(model, config, ema)
+    assert "channels-last evaluation" in speed_up(model, config, ema).names
     weight = ema.module.features[1][0].weight  # 16x8x3x3: the first conv has one input channel
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert model.features[1][0].weight.is_contiguous()
     images = torch.randn(50, 1, 28, 28)
     ema.module.eval()
-    nchw = copy.deepcopy(ema.module)
-    release(nchw)
-    nchw.to(memory_format=torch.contiguous_format)
+    nchw = copy.deepcopy(ema.module).to(memory_format=torch.contiguous_format)
     assert torch.equal(ema.module(images).argmax(1), nchw(images).argmax(1))
     assert torch.allclose(ema.module(images), nchw(images), atol=1e-5)
 
 
-def test_weight_average_of_a_sped_up_model_evaluates_its_own_weights_in_fp32():
+def test_no_trick_replaces_a_method_the_sped_up_network_is_its_own_class():
     config = TrainConfig(precision="bf16")
     model = Net()
     ema = build_ema(model, config)
     speed_up(model, config, ema)
-    copied = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in copied.parameters():
-            p.zero_()
+    for module in [model, ema, *model.modules(), *ema.modules()]:
+        assert not {"forward", "update_parameters"} & set(vars(module)), type(module).__name__
     images = torch.randn(4, 1, 28, 28)
-    copied.eval()
     model.eval()
-    # a copy's forward runs the copy's weights, not the original's
-    assert torch.equal(copied(images), torch.zeros(4, 10))
-    assert model(images).dtype == ema.module.eval()(images).dtype == torch.float32
-
-
-def test_release_gives_back_the_class_forward():
-    model = Net()
-    speed_up(model, TrainConfig(precision="bf16"))
-    assert "forward" in vars(model)
-    release(model)
-    assert "forward" not in vars(model)
+    assert torch.equal(model(images), type(model).forward(model, images))  # eval runs the class's own fp32 forward
 
 
 @needs_cuda
 def test_cuda_graphs_give_the_eager_gradients_and_batchnorm_statistics():
     torch.manual_seed(0)
     eager = Net(dropout=0.0).cuda()  # no dropout: a graph draws its random numbers differently
-    graphed = copy.deepcopy(eager)
-    capture_cuda_graphs(graphed, batch_size=64)
+    graphed_model = copy.deepcopy(eager)
+    graphed = capture_cuda_graphs(graphed_model, batch_size=64)
+    assert "forward" not in vars(graphed_model), "the model keeps its own forward"
     for batch_size in (64, 64, 32):  # the last, smaller batch runs the ordinary forward
         images = torch.randn(batch_size, 1, 28, 28, device="cuda")
         labels = torch.randint(0, 10, (batch_size,), device="cuda")
-        for model in (eager, graphed):
+        for model, forward in ((eager, eager), (graphed_model, graphed if batch_size == 64 else graphed_model)):
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(images), labels).backward()
-        for a, b in zip(eager.parameters(), graphed.parameters(), strict=True):
+            F.cross_entropy(forward(images), labels).backward()
+        for a, b in zip(eager.parameters(), graphed_model.parameters(), strict=True):
             torch.testing.assert_close(a.grad, b.grad, rtol=2e-3, atol=2e-4)  # TF32 convolutions
-        for a, b in zip(eager.buffers(), graphed.buffers(), strict=True):
+        for a, b in zip(eager.buffers(), graphed_model.buffers(), strict=True):
             torch.testing.assert_close(a, b, rtol=2e-3, atol=2e-4)
-    release(graphed)
-    assert "forward" not in vars(graphed)
 
 
 @needs_cuda
@@ -130,15 +118,32 @@ def test_weight_average_replayed_from_a_cuda_graph_matches_the_eager_update():
     torch.manual_seed(0)
     model = Net().cuda()
     eager, graphed = build_ema(model, TrainConfig()), build_ema(model, TrainConfig())
-    capture_weight_average(graphed, model)
+    graph = capture_weight_average(graphed, model)
     with torch.no_grad():
         for _ in range(5):
             for p in model.parameters():
                 p.add_(torch.randn_like(p))
             eager.update_parameters(model)
-            graphed.update_parameters(model)
+            graph.replay()
     for name, value in eager.state_dict().items():
         torch.testing.assert_close(graphed.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_a_cuda_graph_capture_that_fails_falls_back_to_the_plain_step_with_one_note(monkeypatch, small_config):
+    def capture_fails(*args, **kwargs):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(speed, "use_cuda_graphs", lambda config, device: True)  # as on a GPU
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", capture_fails)
+    config = small_config(epochs=1)
+    lines = []
+    _, history = fit(config, progress=False, log=lines.append)
+    [said] = [line for line in lines if "no CUDA graphs" in line]  # in the run's speed line, its first line only
+    assert ("no CUDA graphs (their capture failed: RuntimeError: CUDA error: operation not permitted when stream is "
+            "capturing)") in said and "more detail" not in said
+    monkeypatch.undo()
+    _, plain = fit(config, progress=False, log=quiet)
+    assert without_seconds(history) == without_seconds(plain), "the plain step, as without the trick"
 
 
 def test_without_torchs_private_bf16_probes_bf16_is_skipped_and_the_speed_list_says_so(monkeypatch):
@@ -146,7 +151,25 @@ def test_without_torchs_private_bf16_probes_bf16_is_skipped_and_the_speed_list_s
         monkeypatch.delattr(torch.cpu, probe, raising=False)  # as on torch 2.3, which lacks them
     config = TrainConfig(precision="auto", device="cpu")
     model = build_model(config, "cpu")
-    tricks = speed_up(model, config, build_ema(model, config))
-    assert "bf16 autocast" not in tricks
-    assert [trick for trick in tricks if trick.startswith("no bf16 autocast (torch ")], tricks
-    assert "forward" not in vars(model), "the model runs its own fp32 forward"
+    speed = speed_up(model, config, build_ema(model, config))
+    assert not speed.bf16 and "bf16 autocast" not in speed.names
+    assert [trick for trick in speed.names if trick.startswith("no bf16 autocast (torch ")], speed.names
+
+
+def test_a_model_that_autocast_cannot_run_trains_in_fp32_and_the_speed_list_says_why():
+    class NoBf16(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = Net()
+
+        def forward(self, x):
+            if self.net.features[0](x).dtype == torch.bfloat16:  # under autocast
+                raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'BFloat16'")
+            return self.net(x)
+
+    config = TrainConfig(precision="bf16")
+    model = NoBf16()
+    speed = speed_up(model, config)
+    assert not speed.bf16
+    assert "no bf16 autocast (RuntimeError: \"slow_conv2d_cpu\" not implemented for 'BFloat16')" in speed.names
+    assert speed.forward(model, torch.randn(3, 1, 28, 28)).shape == (3, 10)

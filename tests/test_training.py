@@ -9,10 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import DATA_DIR, quiet, without_seconds
+from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from s6.config import TrainConfig, seed_everything
-from s6.data import fast_loaders
+from s6.checkpoints import CheckpointError, load_weights
+from s6.config import TrainConfig, UserError, seed_everything
+from s6.data import fast_loaders, make_loaders
+from s6.results import summarize
 from s6.training import (
     TrainingDiverged,
     build_ema,
@@ -82,14 +85,24 @@ def test_the_notebooks_loop_gives_fits_history(small_config, small_run):
     config = small_config()
     _, fitted, _ = small_run
     # the training cell of S6.ipynb, whose source tests/test_notebook.py runs in the notebook itself
-    model, ema, optimizer, scheduler, train_loader, test_loader, _ = set_up(config, torch.device("cpu"))
+    device = torch.device("cpu")
+    train_loader, test_loader = make_loaders(config, device)
+    run = set_up(config, device, len(train_loader))
     history = []
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        train = train_one_epoch(model, train_loader, optimizer, scheduler, config, epoch, ema)
-        test = evaluate(evaluated(model, ema), test_loader)
+        train = train_one_epoch(run, train_loader, config, epoch)
+        test = evaluate(evaluated(run.model, run.ema), test_loader)
         history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
     assert without_seconds(history) == without_seconds(fitted)
+
+
+def test_a_validation_run_records_validation_accuracy_not_test_accuracy(small_config):
+    _, history = fit(small_config(val_split=5_000), progress=False, log=quiet)
+    assert all({"val_loss", "val_acc"} <= set(record) for record in history)
+    assert not [key for record in history for key in record if key.startswith("test")]
+    summary = summarize(history)
+    assert summary["final_val_acc"] == history[-1]["val_acc"] and not [key for key in summary if "test" in key]
 
 
 @pytest.mark.parametrize("epochs, batches", [(1, 5), (5, 1), (1, 1)])
@@ -146,3 +159,68 @@ def test_without_a_weight_average_the_trained_model_itself_is_evaluated():
     model = Net()
     assert evaluated(model, None) is model
     assert evaluated(model, build_ema(model, TrainConfig())) is not model
+
+
+class LikeNet(nn.Module):
+    """Net's layers, written out here as a user would write a network of their own."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+
+        def block(c_in, c_out, p=0.0):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                                 *([nn.Dropout(p)] if p else []))
+
+        self.features = nn.Sequential(block(1, 8), block(8, 16), nn.MaxPool2d(2), block(16, 20), block(20, 20),
+                                      nn.MaxPool2d(2), block(20, 24, dropout), block(24, 32))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 10, 1), nn.Flatten())
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_a_network_of_ones_own_trains_through_fit_and_the_notebooks_loop_as_the_same_network_from_models(
+        small_config, small_run):
+    config = small_config()
+    _, as_net, _ = small_run
+    network, history = fit(config, progress=False, log=quiet, model=LikeNet)
+    assert isinstance(network, LikeNet) and without_seconds(history) == without_seconds(as_net)
+    train_loader, test_loader = make_loaders(config, "cpu")
+    run = set_up(config, "cpu", len(train_loader), model=LikeNet)
+    looped = [{"epoch": epoch, **train_one_epoch(run, train_loader, config, epoch, progress=False),
+               **evaluate(evaluated(run.model, run.ema), test_loader)} for epoch in (1, 2)]
+    assert looped == without_seconds(as_net)
+
+
+def test_a_run_of_ones_own_network_resumes_with_its_class_and_its_model_pt_loads_into_it(small_config, small_run,
+                                                                                       tmp_path):
+    _, uninterrupted, _ = small_run
+
+    def stop_at_epoch_2(line):
+        if line.startswith("    2 |"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_config(), out_dir=tmp_path, progress=False, log=stop_at_epoch_2, model=LikeNet)
+    with pytest.raises(CheckpointError, match="is a run of LikeNet, not of Net"):
+        fit(small_config(), out_dir=tmp_path, resume=True, progress=False, log=quiet)
+    _, resumed = fit(small_config(), out_dir=tmp_path, resume=True, progress=False, log=quiet, model=LikeNet)
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+    assert isinstance(load_weights(LikeNet(), tmp_path / "model.pt"), LikeNet)
+
+
+def test_a_network_without_max_pools_skips_that_speed_trick_and_one_over_its_budget_trains_with_a_note(small_config):
+    def strided():  # a function that builds the network is as good as a class
+        return nn.Sequential(nn.Conv2d(1, 16, 3, stride=2), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+    lines = []
+    fit(small_config(epochs=1), progress=False, log=lines.append, model=strided, budget=1_000)
+    said = "\n".join(lines)
+    assert "no channels-last max-pooling (the model has no nn.MaxPool2d)" in said
+    assert "note: Sequential has 5,130 parameters, 4,130 over the budget of 1,000: trained anyway" in said
+
+
+def test_a_network_that_does_not_return_ten_logits_is_a_one_line_error_before_training(small_config):
+    with pytest.raises(UserError, match=r"returns \(2, 20\) for 2 images of \(1, 28, 28\)"):
+        set_up(small_config(), "cpu", 3, model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 20)))

@@ -11,7 +11,7 @@ def test_experiments_write_one_record_per_model_and_a_rerun_of_one_keeps_the_oth
     out, plot = tmp_path / "experiments.json", tmp_path / "experiments.png"
     common = ["--epochs", "2", "--max-batches", "1", "--data-dir", DATA_DIR, "--out", out, "--plot", plot,
               "--no-progress"]
-    result = run_in_process("s6_experiments.py", "--models", "net", "arch1", *common)
+    result = run_in_process("tools/experiments.py", "--models", "net", "arch1", *common)
     assert result.returncode == 0, result.stderr
     first = json.loads(out.read_text())
     assert list(first) == ["arch1", "net"]  # the order of the story, not of the runs
@@ -24,7 +24,7 @@ def test_experiments_write_one_record_per_model_and_a_rerun_of_one_keeps_the_oth
     assert plot.stat().st_size > 0
     assert "| arch1 | 5,642 | 10 |" in result.stdout
 
-    again = run_in_process("s6_experiments.py", "--models", "net", "--seed", "2", *common)
+    again = run_in_process("tools/experiments.py", "--models", "net", "--seed", "2", *common)
     assert again.returncode == 0, again.stderr
     second = json.loads(out.read_text())
     assert list(second) == ["arch1", "net"]

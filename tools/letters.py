@@ -7,18 +7,22 @@ stroke: futural, cursive, scripts, ...), from the `Hershey-Fonts` package; the T
 ships. The set is split by font (FONT_PARTS): thresholds and variants are chosen on the "chosen on" fonts, and the
 "reported" fonts, none of them among those, are reported.
 
-    python tests/letters.py --overwrite   # how the reader calls them -> results/letters.json
+    python -m tools.letters --overwrite   # how the reader calls them -> results/letters.json
 """
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from non_digits import BRUSH, CANVAS, as_picture, draw_on_canvas, glyph, on_sketchpad, polyline, verdicts
-from photo_digits import ROOT, committed_reader
+import torch
+
+from s6.cli import add_overwrite_flag, run_main
+from s6.files import check_writable, refuse_to_replace, save_json
+from s6.results import markdown_table
+from tools.non_digits import BRUSH, CANVAS, as_picture, draw_on_canvas, glyph, on_sketchpad, polyline, verdicts
+from tools.photo_digits import ROOT, committed_reader
 
 # Letters a reader may fairly see as a digit in some hand, by that digit: left out of the set
 LOOK_ALIKES = {"0": "OoDQ", "1": "IlijJ", "2": "Zz", "5": "Ss", "6": "bG", "8": "B", "9": "gq"}
@@ -87,8 +91,6 @@ def part_figures(model, features, part):
 
 def table(record):
     """doc/reader.md's markdown table of `record` (results/letters.json): a row per part."""
-    from s6.cli import markdown_table
-
     return markdown_table([{"part": part, "fonts": len(FONT_PARTS[part][0]) + len(FONT_PARTS[part][1]),
                             "pictures": figures["pictures"], "not a digit": figures["not a digit"],
                             "unsure": figures["unsure"], "read as a digit": figures["read as a digit"],
@@ -96,29 +98,22 @@ def table(record):
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    from s6.cli import add_overwrite_flag, refuse_to_replace
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=ROOT / "results" / "letters.json", type=Path,
                         help="where to write the counts (default: results/letters.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
     refuse_to_replace([args.out], args.overwrite)
+    check_writable(args.out)
     torch.set_num_threads(1)
     model, features, _ = committed_reader()
     record = {"characters": "".join(CHARACTERS), "left out": LOOK_ALIKES,
               "fonts": {part: list(true_type + strokes) for part, (true_type, strokes) in FONT_PARTS.items()},
               "parts": {part: part_figures(model, features, part) for part in FONT_PARTS}}
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    save_json(args.out, record)
     print(f"{table(record)}\n-> {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    from s6.cli import run_main
-
     sys.exit(run_main(main))

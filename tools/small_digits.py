@@ -17,18 +17,25 @@ Every set is split by writer: MNIST's first 5,000 test digits come from NIST's S
 employees), its last 5,000 from Special Database 1 (high-school students), two groups of writers with no one in
 both. The reader's settings were chosen on the first group's digits; the second's are reported.
 
-    python tests/small_digits.py --overwrite   # reader and yardstick -> results/small-digits.json
+    python -m tools.small_digits --overwrite   # reader and yardstick -> results/small-digits.json
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from photo_digits import ROOT, committed_reader, outcome
+import torch
 from PIL import Image
 from scipy import ndimage
+
+from s6.cli import add_overwrite_flag, run_main
+from s6.files import check_writable, refuse_to_replace, save_json
+from s6.preparing import plainly_upscaled as upscaled
+from s6.preparing import prepare
+from s6.reading import MIN_PROBABILITY, read_digit
+from s6.results import markdown_table
+from tools.photo_digits import ROOT, committed_reader, outcome
 
 POLARITIES = ("light on dark", "dark on light")
 # the writer groups: where each part's digits start among MNIST's test digits, and who wrote them
@@ -97,8 +104,6 @@ SETS = {"MNIST shrunk": (shrunk, ((8, 8), (12, 12), (16, 16), (20, 20), (12, 16)
 def plainly_upscaled(picture):
     """The yardstick's input: a small light-on-dark PIL picture grown bilinearly into a 20x20 box and centred by
     mass in 28x28, normalised (1, 28, 28): the reader's own plainly upscaled preparation, of the picture as it is."""
-    from s6.preparing import plainly_upscaled as upscaled
-
     return upscaled(np.asarray(picture, np.float32) / 255)
 
 
@@ -112,11 +117,6 @@ def small_digit_figures(model, features, digits, labels, make, size, first_index
     yardstick's is the network's likeliest digit on the plainly upscaled light-on-dark picture, and it is
     confidently wrong where that is wrong at MIN_PROBABILITY or more.
     """
-    import torch
-
-    from s6.preparing import prepare
-    from s6.reading import MIN_PROBABILITY, read_digit
-
     indices = range(first_index, first_index + len(digits))
     upscaled = torch.stack([plainly_upscaled(make(digit, size, "light on dark", index))
                             for digit, index in zip(digits, indices, strict=True)])
@@ -142,8 +142,6 @@ def small_digit_figures(model, features, digits, labels, make, size, first_index
 def table(record):
     """doc/reader.md's markdown table of `record`, as `main` writes it to results/small-digits.json: a row per set,
     size and part, each share of the digits as a percentage with one decimal."""
-    from s6.cli import markdown_table
-
     return markdown_table([{"set": name, "size": size, "part": part,
                             **{heading: f"{figures[key]:.1%}" for key, heading in COLUMNS.items()}}
                            for name, sizes in record["sets"].items() for size, parts in sizes.items()
@@ -151,11 +149,6 @@ def table(record):
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    from s6.cli import add_overwrite_flag, refuse_to_replace
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=1000, help="test digits of each writer group")
     parser.add_argument("--out", default=ROOT / "results" / "small-digits.json", type=Path,
@@ -164,6 +157,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out
     refuse_to_replace([out], args.overwrite)
+    check_writable(out)
     torch.set_num_threads(1)
     model, features, test = committed_reader()
     figures = {}
@@ -176,13 +170,10 @@ def main(argv=None):
                     model, features, digits, labels, make, (width, height), first)
     record = {"digits per part": args.count, "parts": {part: writers for part, (_, writers) in PARTS.items()},
               "sets": figures}
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    save_json(out, record)
     print(f"Shares of {args.count} test digits per part, both polarities:\n{table(record)}\n-> {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    from s6.cli import run_main
-
     sys.exit(run_main(main))

@@ -1,7 +1,7 @@
 """Benchmark S6's fast training path against the conventional torchvision pipeline.
 
-    python s6_bench.py                 # throughput, FLOPs, GFLOP/s -> results/bench.json + README table
-    python s6_bench.py --full          # also a full run of each: seconds to 99.4% test accuracy
+    python -m tools.bench              # throughput, FLOPs, GFLOP/s -> results/bench.json, and its table
+    python -m tools.bench --full       # also a full run of each: seconds to 99.4% test accuracy
 
 All ways train the same model in this one process, alternating, for several repetitions; the
 medians are reported with the ratio of the first two. "conventional": torchvision MNIST, per-sample
@@ -12,13 +12,16 @@ full run is timed against the fast one's. All update the weight average (EMA) ev
 real run does.
 """
 
+import contextlib
 import copy
 import dataclasses
 import json
+import math
 import statistics
 import subprocess
 import sys
 import time
+from itertools import chain, islice, repeat
 from pathlib import Path
 
 import torch
@@ -30,28 +33,17 @@ from s6.cli import (
     add_run_flags,
     apply_threads,
     config_from_args,
-    markdown_table,
     parser_for,
     positive_int,
-    refuse_to_replace,
     run_main,
 )
-from s6.config import TrainConfig
-from s6.data import FirstBatches
-from s6.speed import release, use_bf16
+from s6.config import TARGET_ACC, TrainConfig, get_device, machine_name
+from s6.data import make_loaders
+from s6.files import check_writable, refuse_to_replace, save_json
+from s6.results import accuracy, markdown_table
+from s6.speed import use_bf16
+from s6.training import build_model, evaluate, evaluated, fit, set_up, train_one_epoch
 from s6_model import count_parameters
-from s6_utils import (
-    TARGET_ACC,
-    build_model,
-    evaluate,
-    evaluated,
-    fit,
-    get_device,
-    machine_name,
-    save_json,
-    set_up,
-    train_one_epoch,
-)
 
 
 def ways(base):
@@ -62,27 +54,50 @@ def ways(base):
     return {"conventional": conventional, "fast": base, "quick": quick}
 
 
-class Trainer:
-    """One way of training, set up once as `fit` sets it up, so that repetitions time the training steps alone."""
+class Batches:
+    """`count` batches of `loader`, passing over it again where one pass holds fewer; `images` counts the images
+    the last iteration yielded (an epoch's last batch is smaller than the others)."""
 
-    def __init__(self, config, device):
+    def __init__(self, loader, count):
+        self.loader, self.count, self.images = loader, count, 0
+
+    def __len__(self):
+        return self.count
+
+    def __iter__(self):
+        self.images = 0
+        for images, labels in islice(chain.from_iterable(repeat(self.loader)), self.count):
+            self.images += len(labels)
+            yield images, labels
+
+
+class Trainer:
+    """One way of training, set up once as `fit` sets it up, so that repetitions time the training steps alone.
+    Its schedule is sized for `steps` training steps: the benchmark may take more than the recipe's epochs hold."""
+
+    def __init__(self, config, device, steps):
         self.config, self.device = config, device
-        self.run = set_up(config, device)  # the weight average is part of every step of a real run, so timed too
+        steps_per_epoch = math.ceil((60_000 - config.val_split) / config.batch_size)
+        sized = dataclasses.replace(config, epochs=max(config.epochs, math.ceil(steps / steps_per_epoch)))
+        self.train_loader, self.eval_loader = make_loaders(config, device)
+        # the weight average is part of every step of a real run, so timed too
+        self.run = set_up(sized, device, len(self.train_loader))
         self.bf16 = use_bf16(config.precision, device)
         self.epoch = 0
 
     def train(self, batches):
+        """Train `batches` steps; returns the number of images they held."""
         self.epoch += 1
-        run = self.run
-        train_one_epoch(run.model, FirstBatches(run.train_loader, batches), run.optimizer, run.scheduler,
-                        self.config, self.epoch, run.ema, progress=False)
+        loader = Batches(self.train_loader, batches)
+        train_one_epoch(self.run, loader, self.config, self.epoch, progress=False)
+        return loader.images
 
     def images_per_second(self, batches):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        self.train(batches)  # ends by reading the loss, which waits for the device
-        return batches * self.config.batch_size / (time.perf_counter() - started)
+        images = self.train(batches)  # ends by reading the loss, which waits for the device
+        return images / (time.perf_counter() - started)
 
 
 class SpannedBatches:
@@ -104,36 +119,45 @@ class SpannedBatches:
             yield batch
 
 
-def in_span(name, function):
-    def spanned(*args):
-        with torch.profiler.record_function(name):
-            return function(*args)
-    return spanned
+@contextlib.contextmanager
+def forward_spans(model):
+    """A profiler span named "forward" around each forward pass of `model`, opened and closed by module hooks that
+    are removed on leaving: the model itself is left as it was."""
+    spans = []
+
+    def open_span(module, inputs):
+        spans.append(torch.profiler.record_function("forward").__enter__())
+
+    def close_span(module, inputs, output):
+        spans.pop().__exit__(None, None, None)
+
+    hooks = [model.register_forward_pre_hook(open_span), model.register_forward_hook(close_span)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
-# The spans: the four above, and those torch.optim opens itself; the backward is the autograd engine's work
+# The spans: the data's and the forward's opened here, the weight average's (s6.training.WeightEMA) and those
+# torch.optim opens itself; the backward is the autograd engine's work
 SPANS = {"data": "data", "forward": "forward", "Optimizer.zero_grad#SGD.zero_grad": "optimizer",
          "Optimizer.step#SGD.step": "optimizer", "weight average": "weight average"}
 BACKWARD = "autograd::engine::evaluate_function"
 
 
-def step_phases(run, config, batches):
+def step_phases(run, loader, config, batches):
     """Seconds in each phase of `batches` steps of the real train_one_epoch, from torch.profiler (CPU time).
 
-    Spans are opened around the loader's batches, the model's forward and the weight average's update from
-    outside the loop, which runs as in training; "other" is the rest of the epoch's wall-clock seconds (the
-    loss, the running sums, the schedule, and the profiler's own overhead, which inflates every phase a little).
+    Spans are opened around the loader's batches and the model's forward from outside the loop, which runs as in
+    training; "other" is the rest of the epoch's wall-clock seconds (the loss, the running sums, the schedule, and
+    the profiler's own overhead, which inflates every phase a little).
     """
-    model, ema = run.model, run.ema
-    model.forward = in_span("forward", model.forward)
-    if ema is not None:
-        ema.update_parameters = in_span("weight average", ema.update_parameters)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+    spanned = SpannedBatches(Batches(loader, batches))
+    with forward_spans(run.model), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         started = time.perf_counter()
-        train_one_epoch(model, SpannedBatches(FirstBatches(run.train_loader, batches)), run.optimizer,
-                        run.scheduler, config, epoch=1, ema=ema, progress=False)
+        train_one_epoch(run, spanned, config, epoch=1, progress=False)
         total = time.perf_counter() - started
-    release(model)
     seconds = dict.fromkeys(["data", "forward", "backward", "optimizer", "weight average"], 0.0)
     for event in profiler.events():
         phase = "backward" if event.name.startswith(BACKWARD) else SPANS.get(event.name)
@@ -144,27 +168,26 @@ def step_phases(run, config, batches):
 
 # what a fresh process does before a run's first epoch: import, then read MNIST (checksums included) and set up
 START_UP = ("import json, sys, s6_utils; config = s6_utils.TrainConfig(**json.loads(sys.argv[1])); "
-            "s6_utils.set_up(config, s6_utils.get_device(config.device))")
+            "device = s6_utils.get_device(config.device); "
+            "s6_utils.set_up(config, device, len(s6_utils.make_loaders(config, device)[0]))")
 
 
 def seconds_of_process(*args):
     started = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True, cwd=Path(__file__).resolve().parent)
+    subprocess.run([sys.executable, *args], check=True, cwd=Path(__file__).resolve().parent.parent)
     return time.perf_counter() - started
 
 
-def evaluation_seconds(run, reps=5):
+def evaluation_seconds(run, loader, reps=5):
     """Median seconds of one evaluation of the run's network as the run evaluates it, and of the same network
     in NCHW layout (as without channels-last evaluation), timed in turns."""
     network = evaluated(run.model, run.ema)
-    nchw = copy.deepcopy(network)
-    release(nchw)
-    nchw.to(memory_format=torch.contiguous_format)
+    nchw = copy.deepcopy(network).to(memory_format=torch.contiguous_format)
     seconds = {"as_run": [], "nchw": []}
     for _ in range(reps):
         for name, model in (("as_run", network), ("nchw", nchw)):
             started = time.perf_counter()
-            evaluate(model, run.eval_loader)  # ends by reading the sums, which waits for the device
+            evaluate(model, loader)  # ends by reading the sums, which waits for the device
             seconds[name].append(time.perf_counter() - started)
     return {name: statistics.median(times) for name, times in seconds.items()}
 
@@ -174,9 +197,9 @@ def profile(config, device, batches):
     `batches` training steps, one evaluation)."""
     imports = seconds_of_process("-c", "import s6_utils")
     start_up = seconds_of_process("-c", START_UP, json.dumps(config.to_dict()))
-    run = set_up(config, device)
-    phases = step_phases(run, config, batches)
-    evaluation = evaluation_seconds(run)
+    trainer = Trainer(config, device, batches)
+    phases = step_phases(trainer.run, trainer.train_loader, config, batches)
+    evaluation = evaluation_seconds(trainer.run, trainer.eval_loader)
     return {"python_and_imports_seconds": imports, "read_mnist_and_set_up_seconds": start_up - imports,
             "batches": batches, "step_phase_seconds": phases, "evaluation_seconds": evaluation["as_run"],
             "evaluation_seconds_nchw": evaluation["nchw"]}
@@ -211,7 +234,7 @@ def seconds_to_target(history, target=TARGET_ACC):
     elapsed = 0.0
     for record in history:
         elapsed += record["seconds"]
-        if record["test_acc"] is not None and record["test_acc"] >= target:
+        if accuracy(record) is not None and accuracy(record) >= target:
             return elapsed
     return None
 
@@ -220,7 +243,8 @@ def run(args):
     base = config_from_args(args)
     device = get_device(base.device)
     compared = ways(base)
-    trainers = {name: Trainer(config, device) for name, config in compared.items()}
+    steps = args.warmup + args.reps * args.batches
+    trainers = {name: Trainer(config, device, steps) for name, config in compared.items()}
     for trainer in trainers.values():
         trainer.train(args.warmup)
     rates = {name: [] for name in trainers}
@@ -249,7 +273,7 @@ def run(args):
             _, history = fit(configs[name], progress=False, log=lambda *_: None)
             results["ways"][name].update(full_run_seconds=sum(r["seconds"] for r in history),
                                          seconds_to_target=seconds_to_target(history),
-                                         final_test_acc=history[-1]["test_acc"])
+                                         final_test_acc=accuracy(history[-1]))
         quick, fast = (results["ways"][name]["seconds_to_target"] for name in ("quick", "fast"))
         results["quick_to_fast_seconds_to_target"] = quick / fast if quick and fast else None
         results["ways"]["quick"]["profile"] = profile(configs["quick"], device, args.batches)
@@ -305,9 +329,9 @@ def main(argv=None):
     add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
     refuse_to_replace([args.out], args.overwrite)
+    check_writable(args.out)
     apply_threads(args)
     results = run(args)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_json(args.out, results)
     print(table(results))
     return 0

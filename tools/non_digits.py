@@ -7,20 +7,27 @@ nothing is stored but this script. The doodles and strokes are drawn as the app'
 (a round black brush on a transparent 280x280 canvas) or as ink on paper, dark on light or light on dark,
 at sizes from 16 to 600 pixels.
 
-    python tests/non_digits.py --overwrite   # how the reader calls them -> results/non-digits.json,
+    python -m tools.non_digits --overwrite   # how the reader calls them -> results/non-digits.json,
                                              # and the trade-off figure -> doc/not-a-digit.png
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import matplotlib
 import numpy as np
-from photo_digits import ROOT, committed_reader
+import torch
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
+
+from s6.cli import add_overwrite_flag, run_main
+from s6.files import check_writable, refuse_to_replace, save_figure, save_json
+from s6.preparing import mnist_like, prepare
+from s6.reading import DIGIT_QUANTILE, pooled_features, read_digit
+from s6.results import markdown_table
+from tools.photo_digits import ROOT, committed_reader
 
 KINDS = ("letter", "symbol", "random strokes", "doodle", "digits side by side", "half a digit", "blank paper")
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -223,9 +230,6 @@ def verdicts(model, features, pictures):
     """[(verdict, distance, unsure)] for PIL pictures: 'blank', 'not a digit', 'unsure' or 'digit' as the
     reader says, the squared feature distance to the nearest digit class (None for a blank), and whether
     the network is unsure of its digit, whatever the distance."""
-    from s6.preparing import prepare
-    from s6.reading import read_digit
-
     out = []
     for picture in pictures:
         try:
@@ -243,11 +247,6 @@ def mnist_test_distances(model, features, images, labels):
     """(distances, read right) of MNIST test digits (uint8 (N, 28, 28)) saved as PNG and made MNIST-like
     by the reader: the squared feature distance of each, and whether the network's likeliest digit is its
     label."""
-    import torch
-
-    from s6.preparing import mnist_like
-    from s6.reading import pooled_features
-
     digits = torch.stack([mnist_like(Image.fromarray(image)) for image in images.numpy()])
     with torch.inference_mode():
         pooled, logits = zip(*(pooled_features(model, batch) for batch in digits.split(1000)), strict=True)
@@ -256,14 +255,11 @@ def mnist_test_distances(model, features, images, labels):
 
 def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, threshold):
     """The share of non-digits caught against the share of digits lost as the threshold moves, to `path`."""
-    import matplotlib.pyplot as plt
-
-    from s6.reading import DIGIT_QUANTILE
-
     thresholds = np.geomspace(20, 5000, 300)
     lost = [(digit_distances > t).mean() for t in thresholds]
     caught = [((other_distances > t) | other_caught_anyway).mean() for t in thresholds]
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(6.4, 4.2))
+    axes = figure.subplots()
     axes.plot(np.array(lost) * 100, np.array(caught) * 100, color="tab:blue")
     axes.plot([(digit_distances > threshold).mean() * 100], [((other_distances > threshold) |
                                                              other_caught_anyway).mean() * 100],
@@ -278,26 +274,18 @@ def plot_trade_off(path, digit_distances, other_distances, other_caught_anyway, 
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(path, figure)
 
 
 def table(record):
     """doc/reader.md's markdown table of `record`, as `main` writes it to results/non-digits.json: how the
     reader called the pictures of each kind."""
-    from s6.cli import markdown_table
-
     return markdown_table([{"kind": kind, "pictures": counts["pictures"], "not a digit": counts["not a digit"],
                             "unsure": counts["unsure"], "blank": counts["blank"], "read as a digit": counts["digit"]}
                            for kind, counts in record["per_kind"].items()])
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    from s6.cli import add_overwrite_flag, refuse_to_replace
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=ROOT / "results" / "non-digits.json", type=Path,
                         help="where to write the counts (default: results/non-digits.json)")
@@ -307,6 +295,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out, figure = args.out, args.plot
     refuse_to_replace([out, figure], args.overwrite)
+    check_writable(out), check_writable(figure)
     torch.set_num_threads(1)
     model, features, test = committed_reader()
     pictures = non_digits(test.data.numpy())
@@ -320,7 +309,7 @@ def main(argv=None):
     lost = ((distances > features.threshold) & right).sum().item() / right.sum().item()
     record = {"threshold": features.threshold, "non-digits": len(said), "caught": caught, "per_kind": per_kind,
               "mnist test digits read right": int(right.sum()), "share of them called not a digit": lost}
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    save_json(out, record)
     other = np.array([np.inf if distance is None else distance for _, distance, _ in said])
     anyway = np.array([unsure for _, _, unsure in said])
     plot_trade_off(figure, distances[right].numpy(), other, anyway, features.threshold)
@@ -331,7 +320,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    from s6.cli import run_main
-
     sys.exit(run_main(main))

@@ -5,18 +5,26 @@ phone's EXIF rotation tag, a transparent PNG, a thin or a thick pen, a digit off
 a board, and a JPEG of all of that at once. The pen's stroke is the MNIST digit scaled up and cut at a
 level of its grey, so every picture keeps its digit's label.
 
-    python tests/photo_digits.py --overwrite   # how s6_predict.py reads them -> results/photo-digits.json
+    python -m tools.photo_digits --overwrite   # how s6_predict.py reads them -> results/photo-digits.json
 """
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
+
+from s6.checkpoints import load_weights
+from s6.cli import add_overwrite_flag, run_main
+from s6.data import mnist_dataset, normalize
+from s6.files import check_writable, refuse_to_replace, save_json
+from s6.preparing import prepare
+from s6.reading import features_beside, read_digit
+from s6_model import Net
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,25 +149,12 @@ def outcome(reading, label):
 
 def committed_reader():
     """(Net with the weights of results/net-seed1 in eval mode, its DigitFeatures, the MNIST test set): what
-    this script, small_digits.py and non_digits.py read. ROOT must be on sys.path."""
-    from s6.checkpoints import load_weights
-    from s6.data import mnist_dataset
-    from s6.reading import features_beside
-    from s6_model import Net
-
+    this script, small_digits.py and non_digits.py read."""
     weights = ROOT / "results" / "net-seed1" / "model.pt"
     return load_weights(Net(), weights).eval(), features_beside(weights), mnist_dataset(ROOT / "data", train=False)
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    import torch
-
-    from s6.cli import add_overwrite_flag, refuse_to_replace
-    from s6.data import normalize
-    from s6.preparing import prepare
-    from s6.reading import read_digit
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=ROOT / "results" / "photo-digits.json", type=Path,
                         help="where to write the counts (default: results/photo-digits.json)")
@@ -167,6 +162,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out
     refuse_to_replace([out], args.overwrite)
+    check_writable(out)
     model, features, test = committed_reader()
     with torch.inference_mode():  # source digits: those the network reads right as they are
         right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets
@@ -177,7 +173,7 @@ def main(argv=None):
         prepared = prepare(image)
         counts[kind][outcome(read_digit(model, prepared.digit, features, prepared.small), label)] += 1
     total = {name: sum(c[name] for c in counts.values()) for name in outcomes}
-    out.write_text(json.dumps({"per_kind": counts, "total": total}, indent=2) + "\n")
+    save_json(out, {"per_kind": counts, "total": total})
     for kind, c in dict(counts, all=total).items():
         print(f"{kind:18s} right {c['right']:3d}  unsure {c['unsure']:3d}  not a digit {c['not a digit']:3d}  "
               f"wrong {c['wrong']:3d}")
@@ -186,7 +182,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from s6.cli import run_main
-
     sys.exit(run_main(main))

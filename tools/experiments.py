@@ -1,7 +1,7 @@
 """The path from 593,200 parameters to under 20,000: train each experiment model with one recipe.
 
-    python s6_experiments.py                       # all models, 20 epochs, seed 1
-    python s6_experiments.py --models net          # retrain one model, keep the others' records
+    python -m tools.experiments                    # all models, 20 epochs, seed 1
+    python -m tools.experiments --models net       # retrain one model, keep the others' records
 
 Writes results/experiments.json (per model: parameters, receptive field before global pooling,
 final and best test accuracy, first epoch at or above 99.4%, seconds per epoch, the test-accuracy
@@ -11,19 +11,14 @@ curve), a comparison plot, and prints the markdown table the README shows.
 import json
 import statistics
 import sys
-from pathlib import Path
 
-from s6.cli import (
-    add_config_flags,
-    add_run_flags,
-    apply_threads,
-    config_from_args,
-    markdown_table,
-    parser_for,
-    run_main,
-)
+from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
+from s6.config import TARGET_ACC
+from s6.files import check_writable, save_figure, save_json
+from s6.plots import plot_test_accuracy
+from s6.results import markdown_table, summarize
+from s6.training import fit
 from s6_model import MODELS, count_parameters, feature_receptive_field
-from s6_utils import TARGET_ACC, fit, plot_test_accuracy, save_json, summarize
 
 EXPERIMENTS = ["baseline", "arch1", "arch2", "arch3", "net"]
 
@@ -56,19 +51,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     apply_threads(args)
 
-    out = Path(args.out)
+    out, plot = check_writable(args.out), check_writable(args.plot)
     earlier = json.loads(out.read_text()) if out.exists() else {}
     results = {name: record for name, record in earlier.items() if name not in args.models}  # kept as they were
     for name in args.models:
         config = config_from_args(args, model=name)
         results[name] = run_experiment(config, progress=not args.no_progress)
         results = dict(sorted(results.items(), key=lambda item: _order(item[0])))
-        out.parent.mkdir(parents=True, exist_ok=True)
         save_json(out, results)  # after every model: a long run keeps what it finished
     curves = {name: [{"epoch": i, "test_acc": acc} for i, acc in enumerate(r["test_acc"], 1)]
               for name, r in results.items()}
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    plot_test_accuracy(curves, title="experiments: test accuracy per epoch").savefig(args.plot, dpi=110)
+    save_figure(plot, plot_test_accuracy(curves, title="experiments: test accuracy per epoch"), dpi=110)
     print(table(results))
     return 0
 

@@ -1,7 +1,7 @@
 """Write the README's figures for a finished run: no training, just its metrics.json and model.pt.
 
-    python s6_figures.py results/net-seed1           # -> doc/samples.png, curves.png, misclassified.png,
-                                                     #    confusion.png
+    python -m tools.figures results/net-seed1       # -> doc/samples.png, curves.png, misclassified.png,
+                                                    #    confusion.png
 """
 
 import sys
@@ -9,20 +9,15 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import read_metrics
-from s6.cli import add_overwrite_flag, parser_for, refuse_to_replace, run_main
+from s6.checkpoints import load_weights
+from s6.cli import add_overwrite_flag, parser_for, run_main
+from s6.config import TrainConfig
+from s6.data import make_loaders
+from s6.files import refuse_to_replace, save_figure, writable_folder
+from s6.plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_samples
+from s6.runs import read_metrics
+from s6.training import confusion_matrix, predict
 from s6_model import MODELS
-from s6_utils import (
-    TrainConfig,
-    confusion_matrix,
-    load_weights,
-    make_loaders,
-    plot_confusion_matrix,
-    plot_history,
-    plot_misclassified,
-    plot_samples,
-    predict,
-)
 
 FIGURES = ("samples.png", "curves.png", "misclassified.png", "confusion.png")
 
@@ -50,11 +45,10 @@ def main(argv=None):
     add_overwrite_flag(parser, "the PNGs")
     args = parser.parse_args(argv)
     refuse_to_replace([Path(args.out) / name for name in FIGURES], args.overwrite)
-    figures = run_figures(args.run_dir, args.data_dir)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    for name, figure in figures.items():
-        figure.savefig(Path(args.out) / name, dpi=100)
-        print(Path(args.out) / name)
+    out = writable_folder(args.out)
+    for name, figure in run_figures(args.run_dir, args.data_dir).items():
+        save_figure(out / name, figure)
+        print(out / name)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The accuracy frontier: S6's model at each parameter budget, over five seeds, beside public single runs.
 
-    python s6_frontier.py             # -> doc/frontier.png; the README's table and the references on stdout
+    python -m tools.frontier          # -> doc/frontier.png; the README's table and the references on stdout
 
 Reads results/<model>/seeds.json for each budget (written by `s6_train.py --seeds ...`); trains nothing.
 """
@@ -10,12 +10,14 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from s6.checkpoints import read_metrics, seeds_table_row
-from s6.cli import add_overwrite_flag, markdown_table, parser_for, refuse_to_replace, run_main
+from s6.cli import add_overwrite_flag, parser_for, run_main
 from s6.config import TARGET_ACC
+from s6.files import check_writable, refuse_to_replace, save_figure
+from s6.results import markdown_table, seed_figures, seeds_table_row
+from s6.runs import read_seeds
 from s6_model import MODELS
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 BUDGETS = {20_000: "net", 8_000: "small", 5_000: "tiny", 2_000: "micro"}  # parameters -> model
 MODEL_NAMES = {key: MODELS[key].__name__ for key in BUDGETS.values()}
 # The best figures found in other public repositories at each budget: single runs, mostly a best epoch.
@@ -32,7 +34,7 @@ REFERENCES = [
 
 def load_sweeps(results=ROOT / "results"):
     """{budget: the seed statistics in results/<model>/seeds.json} for every budget."""
-    return {budget: read_metrics(results / model / "seeds.json")["summary"] for budget, model in BUDGETS.items()}
+    return {budget: read_seeds(results / model / "seeds.json")["summary"] for budget, model in BUDGETS.items()}
 
 
 def table(sweeps):
@@ -51,9 +53,10 @@ def plot_frontier(sweeps):
     fig = Figure(figsize=(8, 4.8), layout="constrained")
     ax = fig.subplots()
     params = [stats["parameters"] for stats in sweeps.values()]
-    means = [stats["final_test_acc_mean"] for stats in sweeps.values()]
-    low = [m - stats["final_test_acc_min"] for m, stats in zip(means, sweeps.values(), strict=True)]
-    high = [stats["final_test_acc_max"] - m for m, stats in zip(means, sweeps.values(), strict=True)]
+    figures = [seed_figures(stats) for stats in sweeps.values()]  # mean, std, min, max
+    means = [mean for mean, _, _, _ in figures]
+    low = [mean - least for mean, _, least, _ in figures]
+    high = [most - mean for mean, _, _, most in figures]
     seeds = len(next(iter(sweeps.values()))["seeds"])
     ax.errorbar(params, means, yerr=[low, high], fmt="o-", capsize=4, color="tab:blue",
                 label=f"S6: mean over {seeds} seeds at the last epoch, min to max")
@@ -83,8 +86,9 @@ def main(argv=None):
     add_overwrite_flag(parser, "the figure")
     args = parser.parse_args(argv)
     refuse_to_replace([args.out], args.overwrite)
+    check_writable(args.out)
     sweeps = load_sweeps()
-    plot_frontier(sweeps).savefig(args.out, dpi=110)
+    save_figure(args.out, plot_frontier(sweeps), dpi=110)
     print(table(sweeps), references_table(), sep="\n\n")
     return 0
 

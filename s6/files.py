@@ -1,0 +1,97 @@
+"""Every file S6 writes is written whole or not at all: into a temporary file beside it, then renamed into place.
+
+A full disk, a file-size limit, or a folder that is read-only or cannot be made ends in a WriteError, one line
+naming the path and the cause; no temporary file is left and any earlier file at the path stays as it was.
+A command that will write checks first that it can (`writable_folder`, `check_writable`), before its long work.
+"""
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from s6.config import UserError
+
+
+class WriteError(UserError):
+    """A file or folder could not be written: the disk is full, the folder is read-only, or a file is in the way."""
+
+
+def _reason(error):
+    return error.strerror or str(error).strip() or type(error).__name__
+
+
+def write_atomically(path, data):
+    """Write `data` (bytes) to `path` through a temporary file renamed into place. Raises WriteError."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):  # in a read-only folder even the clean-up fails: there is nothing to undo
+            tmp.unlink(missing_ok=True)
+        raise WriteError(f"could not write {path} ({_reason(error)}); any earlier {path.name} there is "
+                         f"intact") from None
+
+
+def save_json(path, data):
+    """`data` as indented JSON at `path`, atomically."""
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def torch_bytes(obj):
+    """What torch.save writes for `obj`: serialised in memory, so that only the file's own write can fail, with
+    an OSError that names its cause (torch's file writer reports a full disk as 'unexpected pos')."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def save_torch(path, obj):
+    """torch.save(obj) at `path`, atomically."""
+    write_atomically(path, torch_bytes(obj))
+
+
+def save_figure(path, figure, dpi=100):
+    """A matplotlib figure as an image file at `path` (its suffix gives the format), atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".").lower(), dpi=dpi)
+    write_atomically(path, buffer.getvalue())
+
+
+def writable_folder(folder):
+    """`folder`, made if it is missing, once a file has been written and removed there; else a WriteError."""
+    folder = Path(folder)
+    probe = folder / ".s6-write-test.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = "it is a file" if folder.is_file() else _reason(error)
+        raise WriteError(f"cannot write to {folder} ({reason}): choose another folder") from None
+    return folder
+
+
+def check_writable(path):
+    """Raise a WriteError now, before any long work, where the file `path` could not be written later: its
+    folder cannot be made or written, or a folder stands at the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"cannot write {path}: it is a folder; give a file's name")
+    writable_folder(path.parent)
+    return path
+
+
+def refuse_to_replace(paths, overwrite):
+    """A one-line UserError where a file about to be written exists already, unless `overwrite`."""
+    existing = [str(path) for path in paths if Path(path).exists()]
+    if existing and not overwrite:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
+                        f"{'it' if len(existing) == 1 else 'them'} with --overwrite")

@@ -1,0 +1,119 @@
+"""What each ingredient of Net's recipe is worth: from the default recipe, one thing taken away at a time, 20
+epochs, seeds 1-3 each, test accuracy after the last epoch. A measurement: no recipe is chosen by it.
+
+    python -m tools.ablation --threads 1        # trains what is missing, a sweep per variant into
+                                                # results/ablation/<variant>/, then writes results/ablation.json,
+                                                # doc/ablation.png and prints the table
+    python -m tools.ablation --variants arch3   # one variant (its finished seeds are reused)
+    python -m tools.ablation --report           # no training: the record, the figure and the table from the runs
+
+Net's own row is its committed seeds 1-3 (results/net-seed<N>/, the README's sweep). Each variant is a
+`python s6_train.py --seeds 1 2 3` run with the flags in VARIANTS; one thread per run makes them repeat exactly,
+and two runs side by side use a 2-core machine best.
+"""
+
+import statistics
+import sys
+from pathlib import Path
+
+import s6_train
+from s6.cli import add_overwrite_flag, parser_for, positive_int, run_main
+from s6.config import TARGET_ACC
+from s6.files import check_writable, refuse_to_replace, save_figure, save_json
+from s6.plots import plot_ablation
+from s6.results import accuracy, markdown_table
+from s6.runs import read_metrics, read_seeds
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = (1, 2, 3)
+# name: (what is taken away from Net's default recipe, the s6_train.py flags that take it away)
+VARIANTS = {
+    "no-batchnorm": ("BatchNorm (each convolution gets a bias)", ["--model", "net-no-bn"]),
+    "no-dropout": ("Dropout", ["--dropout", "0"]),
+    "dense-head": ("global average pooling (a dense layer reads the 7x7 map; last block 10 channels)",
+                   ["--model", "net-dense-head"]),
+    "no-augmentation": ("augmentation (rotation, shift, zoom)", ["--rotate-degrees", "0", "--translate", "0",
+                                                                  "--scale", "0"]),
+    "no-weight-average": ("the weight average (the trained weights evaluated)", ["--ema-decay", "0"]),
+    "step-schedule": ("OneCycle: 0.1, divided by 10 at half and three quarters", ["--schedule", "step"]),
+    "constant-rate": ("OneCycle: a constant rate of 0.1", ["--schedule", "constant"]),
+    "no-label-smoothing": ("label smoothing", ["--label-smoothing", "0"]),
+    "arch3": ("depth, for width: the seed's third design (32 channels, three convolutions)", ["--model", "arch3"]),
+}
+
+
+def train(names, results, threads=None):
+    """A sweep of SEEDS per variant into results/ablation/<name>; s6_train.py reuses the seeds already finished."""
+    for name in names:
+        flags = [*VARIANTS[name][1], "--seeds", *map(str, SEEDS), "--out", str(results / "ablation" / name),
+                 "--no-progress", *(["--threads", str(threads)] if threads else [])]
+        print(f"{name}: python s6_train.py {' '.join(flags)}", flush=True)
+        s6_train.main(flags)
+
+
+def row(what, runs, source):
+    """A row of the record from the metrics.json records of a variant's seeds."""
+    finals = [accuracy(run["history"][-1]) for run in runs]
+    firsts = [next((r["epoch"] for r in run["history"] if accuracy(r) is not None and accuracy(r) >= TARGET_ACC),
+                   None) for run in runs]
+    reached = [epoch for epoch in firsts if epoch is not None]
+    return {"taken away": what, "source": source, "parameters": runs[0]["parameters"],
+            "epochs": len(runs[0]["history"]), "finals": finals, "mean": statistics.mean(finals),
+            "min": min(finals), "max": max(finals), "first_epochs_at_target": firsts,
+            "median_first_epoch_at_target": statistics.median(reached) if len(reached) == len(firsts) else None}
+
+
+def record(results):
+    """results/ablation.json: Net's row from its committed seeds, then each variant's, from its sweep's runs."""
+    net = [read_metrics(results / f"net-seed{seed}" / "metrics.json") for seed in SEEDS]
+    rows = {"net": row("nothing: Net's default recipe", net, "results/net-seed<N>")}
+    for name, (what, _) in VARIANTS.items():
+        read_seeds(results / "ablation" / name / "seeds.json")  # the sweep finished: its statistics are written
+        runs = [read_metrics(results / "ablation" / f"{name}-seed{seed}" / "metrics.json") for seed in SEEDS]
+        rows[name] = row(what, runs, f"results/ablation/{name}-seed<N>")
+    return {"seeds": list(SEEDS), "target": TARGET_ACC, "rows": rows}
+
+
+def table(ablation):
+    """The markdown table of results/ablation.json that the README and the notebook show."""
+    net = ablation["rows"]["net"]["mean"]
+    seeds = f"{ablation['seeds'][0]}–{ablation['seeds'][-1]}"
+
+    def first(r):
+        if r["median_first_epoch_at_target"] is not None:
+            return f"{r['median_first_epoch_at_target']:g}"
+        reached = sum(epoch is not None for epoch in r["first_epochs_at_target"])
+        return f"— ({reached} of {len(r['finals'])} seeds)"
+
+    return markdown_table([{
+        "taken away": r["taken away"], "parameters": f"{r['parameters']:,}",
+        f"last-epoch test acc, mean of seeds {seeds}": f"{r['mean']:.2f}%",
+        "min / max": f"{r['min']:.2f}% / {r['max']:.2f}%",
+        "against Net": "—" if name == "net" else f"{r['mean'] - net:+.2f}",
+        f"median first epoch ≥ {TARGET_ACC}%": first(r)} for name, r in ablation["rows"].items()])
+
+
+def main(argv=None):
+    parser = parser_for(__doc__)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the variants to train (default: all)")
+    parser.add_argument("--report", action="store_true", help="train nothing: write the record and figure only")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads per run (default: torch's choice)")
+    parser.add_argument("--out", default=str(ROOT / "results" / "ablation.json"), help="the record")
+    parser.add_argument("--plot", default=str(ROOT / "doc" / "ablation.png"), help="the figure")
+    add_overwrite_flag(parser, "the record and the figure")
+    args = parser.parse_args(argv)
+    refuse_to_replace([args.out, args.plot], args.overwrite)
+    check_writable(args.out), check_writable(args.plot)
+    results = ROOT / "results"
+    if not args.report:
+        train(args.variants, results, args.threads)
+    ablation = record(results)
+    save_json(args.out, ablation)
+    save_figure(args.plot, plot_ablation(ablation), dpi=110)
+    print(table(ablation))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
