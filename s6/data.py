@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import io
 import math
+import warnings
 from functools import cache
 from itertools import islice
 from pathlib import Path
@@ -75,9 +76,18 @@ def check_mnist_files(data_dir):
                 f"torchvision download it again on a machine with internet.")
 
 
+def torchvision():
+    """torchvision, imported where first needed. It imports torch.onnx, whose onnxscript 0.1 (beside torch 2.3)
+    warns of its own deprecations, nothing a user of S6 can act on: those warnings are not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="onnxscript")
+        import torchvision
+    return torchvision
+
+
 def mnist_dataset(data_dir="data", train=True, transform=None):
     """torchvision's MNIST, downloaded when online; a MnistDataError instead of a network traceback."""
-    from torchvision import datasets
+    datasets = torchvision().datasets
 
     check_mnist_files(data_dir)
     raw = Path(data_dir) / "MNIST" / "raw"
@@ -189,7 +199,7 @@ def fast_loaders(config, device, eval_batch_size=1000):
 
 def torchvision_transforms(config=None):
     """Per-sample PIL transforms, the conventional pipeline; with a config, its augmentation first."""
-    from torchvision import transforms
+    transforms = torchvision().transforms
 
     steps = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
     if config is not None:

@@ -57,8 +57,16 @@ def default_exporter():
     fraction of a second; the dynamo one takes seconds and needs onnxscript. torch.onnx.export gained `dynamo`
     in 2.5, and `operator_export_type` is an option of the TorchScript exporter alone, which goes with it.
     """
-    options = inspect.signature(torch.onnx.export).parameters
+    options = export_options()
     return "torchscript" if "dynamo" not in options or "operator_export_type" in options else "dynamo"
+
+
+def export_options():
+    """The parameters of this torch's torch.onnx.export. Looking it up imports the exporter, whose onnxscript
+    (0.1, on torch 2.3) warns of its own deprecations: nothing a user of S6 can act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return inspect.signature(torch.onnx.export).parameters
 
 
 def plain_copy(model):
@@ -75,7 +83,7 @@ def export_onnx(model, exporter=None):
     `default_exporter()`; 'dynamo' needs torch >= 2.5 and onnxscript (else a UserError)."""
     onnx = require("onnx")
     exporter = exporter or default_exporter()
-    options = inspect.signature(torch.onnx.export).parameters
+    options = export_options()
     extra = {"dynamo": exporter == "dynamo"} if "dynamo" in options else {}
     if exporter == "dynamo":
         if "dynamo" not in options:

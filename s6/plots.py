@@ -111,7 +111,7 @@ def plot_ablation(ablation, target=TARGET_ACC):
     """What each ingredient is worth, from results/ablation.json: each variant's last-epoch test accuracy over its
     seeds (the mean as a dot, the range as a bar) beside Net's, and the median epoch it first reached the target."""
     rows = list(ablation["rows"].values())
-    fig = Figure(figsize=(9, 0.45 * len(rows) + 1.4), layout="constrained")
+    fig = Figure(figsize=(11, 0.45 * len(rows) + 1.4), layout="constrained")
     ax = fig.subplots()
     for y, row in enumerate(rows):
         color = "tab:blue" if y == 0 else "tab:gray"
@@ -127,9 +127,9 @@ def plot_ablation(ablation, target=TARGET_ACC):
     low = min(row["min"] for row in rows)
     ax.set_xlim(max(low, 97.0) - 0.1, 100)
     ax.set(xlabel=f"last-epoch test accuracy (%), seeds {', '.join(map(str, ablation['seeds']))}: mean and range",
-           title="What each ingredient is worth: Net's recipe with one thing taken away")
+           title="Net's recipe with one thing taken away")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="lower center")
     return fig
 
 

@@ -89,7 +89,7 @@ def table(ablation):
         "taken away": r["taken away"], "parameters": f"{r['parameters']:,}",
         f"last-epoch test acc, mean of seeds {seeds}": f"{r['mean']:.2f}%",
         "min / max": f"{r['min']:.2f}% / {r['max']:.2f}%",
-        "against Net": "—" if name == "net" else f"{r['mean'] - net:+.2f}",
+        "against Net": "—" if name == "net" else f"{round(r['mean'] - net, 2) + 0.0:+.2f}",  # no -0.00
         f"median first epoch ≥ {TARGET_ACC}%": first(r)} for name, r in ablation["rows"].items()])
 
 
