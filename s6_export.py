@@ -17,7 +17,6 @@ folder's metrics.json names the model's class. --bench times the files already e
 against PyTorch's eager evaluation and ways of speeding it up, in turns, and keeps the medians in the record.
 """
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from s6.checkpoints import CheckpointError, load_weights
 from s6.cli import RESULTS, add_overwrite_flag, apply_threads, parser_for, positive_int, run_main
 from s6.config import UserError, machine_name
 from s6.export import CALIBRATION_IMAGES, FP32_FILE, INT8_FILE, export_and_check, mnist_arrays, require
-from s6.files import check_writable, refuse_to_replace, save_json, writable_folder
+from s6.files import check_writable, read_json, refuse_to_replace, save_json, writable_folder
 from s6.results import markdown_table
 from s6.runs import read_metrics
 from s6_model import MODELS
@@ -76,7 +75,11 @@ def locate(source, model_flag):
     if path.is_dir() and not weights.is_file():
         raise CheckpointError(f"{path} holds no model.pt: give a folder written by s6_train.py, or a model.pt")
     metrics = weights.parent / "metrics.json"
-    key = model_flag or (read_metrics(metrics)["config"]["model"] if metrics.is_file() else "net")
+    record = read_metrics(metrics) if metrics.is_file() and not model_flag else None
+    key = model_flag or (record["config"]["model"] if record else "net")
+    if record and record.get("model_class", MODELS[key].__name__) != MODELS[key].__name__:
+        raise UserError(f"{path} is a run of a network of its user's own ({record['model_class']}), which this "
+                        f"command cannot build: export it in Python, with s6.export.export_and_check")
     return weights, key
 
 
@@ -90,22 +93,18 @@ def output_folder(args, weights):
     return Path(args.out) if args.out else weights.parent
 
 
+def is_export_record(record):
+    """Whether `record` has the shape of the export.json S6 writes."""
+    benchmark = record.get("benchmark", {}) if isinstance(record, dict) else None
+    return isinstance(benchmark, dict) and isinstance(record.get("exports", {}), dict) and isinstance(
+        benchmark.get("runs", {}), dict)
+
+
 def read_record(path):
     """The record at `path` ({"exports": {...}, "benchmark": {"runs": {...}}}), or an empty one where there is
     none yet; a one-line CheckpointError where it is damaged."""
     path = Path(path)
-    if not path.is_file():
-        return {}
-    damaged = CheckpointError(f"{path} is damaged: delete it, or give another --record")
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise damaged from None
-    sections = [record.get("exports", {}), record.get("benchmark", {}).get("runs", {})] if isinstance(record, dict) \
-        else None
-    if sections is None or not all(isinstance(section, dict) for section in sections):
-        raise damaged
-    return record
+    return read_json(path, is_export_record, "delete it, or give another --record") if path.is_file() else {}
 
 
 def update_record(path, section, name, entry):

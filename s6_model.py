@@ -277,9 +277,15 @@ def receptive_field(model, input_size=(1, 28, 28)):
     found by running the forward once on a blank image, so a model of ordinary layers (Conv2d, pools, BatchNorm,
     activations, Dropout, Sequential, a global pool) is followed whatever its class. Raises ReceptiveFieldError
     for a layer it cannot follow: one that changes the map's size in another way (an Upsample, a transposed
-    convolution), or any layer it does not know, and where the size changes between layers (a pool as a function
-    call). Assumes square kernels and one chain of layers, as every model above.
+    convolution), any layer it does not know, a module with weights of its own beside its layers, and where the
+    size changes between layers (a pool as a function call). Assumes square kernels and one chain of layers, as
+    every model above.
     """
+    owners = [name for name, module in model.named_modules()
+              if list(module.children()) and list(module.parameters(recurse=False))]
+    if owners:  # its own weights are used by its forward, where no hook sees them
+        raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at {owners[0] or 'its top'}: "
+                                  f"a module with layers of its own also has weights of its own")
     size, jump, rf = input_size[-1], 1, 1
     rows = []
     for name, layer, x, y in _layers_run(model, input_size):

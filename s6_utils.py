@@ -1,4 +1,4 @@
-"""What the notebook and the scripts import: device, config, data, the training loop, results, plots.
+"""What the notebook imports: device, config, data, the training loop, results, plots.
 
 A thin surface over the `s6` package, where the code lives, one concern per module (see s6/__init__.py).
 The speed tricks (bf16, channels-last pooling, CUDA graphs) are switched on by one call, `speed_up`, which

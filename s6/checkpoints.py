@@ -13,12 +13,8 @@ from pathlib import Path
 import torch
 
 from s6.config import TrainConfig, UserError
-from s6.files import save_torch
+from s6.files import CheckpointError, save_torch
 from s6_model import MODELS
-
-
-class CheckpointError(UserError):
-    """A file is damaged, is not an S6 checkpoint or model, or does not fit the model."""
 
 
 def threads_of(device):

@@ -66,7 +66,8 @@ class TrainConfig:
         f"'{name}' (for {', '.join(rows)})" for name, rows in NAMED_RECIPES.items()))
     epochs: int = _field(None, "training epochs")
     batch_size: int = _field(None, "training batch size")
-    lr: float = _field(None, "peak learning rate of the OneCycle schedule (SGD, Nesterov momentum)")
+    lr: float = _field(None, "learning rate (SGD, Nesterov momentum): the OneCycle schedule's peak, or the step and "
+                             "constant schedules' start")
     momentum: float = _field(0.9, "SGD momentum, which OneCycle moves opposite to the rate: 0.05 above this at the "
                                   "lowest rate, 0.05 below it at the peak")
     weight_decay: float = _field(1e-4, "L2 weight decay; small, since a 20K-parameter net barely overfits")

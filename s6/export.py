@@ -22,7 +22,7 @@ import torch
 
 from s6.config import UserError
 from s6.data import MNIST_MEAN, MNIST_STD, mnist_dataset, normalize, to_unit_range
-from s6.files import refuse_to_replace, writable_folder, write_atomically
+from s6.files import WriteError, reason, refuse_to_replace, writable_folder, write_atomically
 from s6.speed import plain_max_pools
 from s6_model import count_parameters
 
@@ -313,7 +313,11 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
     if not int8:
         return record
     calibration = mnist_arrays(data_dir, train=True, limit=calibration_images or CALIBRATION_IMAGES, seed=0)[0]
-    proto, quantization = quantize_int8(fp32, calibration)
+    try:
+        proto, quantization = quantize_int8(fp32, calibration)
+    except OSError as error:
+        raise WriteError(f"the int8 quantizer could not write its temporary files ({reason(error)}): free some "
+                         f"space in {tempfile.gettempdir()}") from None
     int8_model = describe(proto, key, "; ".join(f"{name} {value}" for name, value in quantization.items()))
     acc, agree = check_int8(int8_path, onnx_logits(int8_model, images, threads), fp32_acc, expected, labels)
     write_atomically(int8_path, int8_model)

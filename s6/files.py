@@ -20,7 +20,12 @@ class WriteError(UserError):
     """A file or folder could not be written: the disk is full, the folder is read-only, or a file is in the way."""
 
 
-def _reason(error):
+class CheckpointError(UserError):
+    """A file is damaged, is not an S6 checkpoint or model, or does not fit the model."""
+
+
+def reason(error):
+    """The cause an OSError gives, in a few words."""
     return error.strerror or str(error).strip() or type(error).__name__
 
 
@@ -34,7 +39,7 @@ def write_atomically(path, data):
     except OSError as error:
         with contextlib.suppress(OSError):  # in a read-only folder even the clean-up fails: there is nothing to undo
             tmp.unlink(missing_ok=True)
-        raise WriteError(f"could not write {path} ({_reason(error)}); any earlier {path.name} there is "
+        raise WriteError(f"could not write {path} ({reason(error)}); any earlier {path.name} there is "
                          f"intact") from None
 
 
@@ -64,6 +69,19 @@ def save_figure(path, figure, dpi=100):
     write_atomically(path, buffer.getvalue())
 
 
+def read_json(path, check, what_to_do):
+    """The JSON file at `path`, once `check(data)` says it has the shape S6 writes; else a one-line CheckpointError
+    saying it is damaged and `what_to_do`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if data is None or not check(data):
+        raise CheckpointError(f"{path} is damaged: {what_to_do}")
+    return data
+
+
 def writable_folder(folder):
     """`folder`, made if it is missing, once a file has been written and removed there; else a WriteError."""
     folder = Path(folder)
@@ -73,8 +91,8 @@ def writable_folder(folder):
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        reason = "it is a file" if folder.is_file() else _reason(error)
-        raise WriteError(f"cannot write to {folder} ({reason}): choose another folder") from None
+        cause = "it is a file" if folder.is_file() else reason(error)
+        raise WriteError(f"cannot write to {folder} ({cause}): choose another folder") from None
     return folder
 
 

@@ -7,7 +7,6 @@ metrics.json holds a finished run, one with checkpoint.pt and no model.pt a stop
 """
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from filelock import FileLock, Timeout
 
 from s6.checkpoints import CheckpointError, check_checkpoint, checkpoint_state, config_from_record, load_torch_file
 from s6.config import TrainConfig, UserError, eval_set, machine_name
-from s6.files import WriteError, save_json, save_torch, torch_bytes, writable_folder
+from s6.files import WriteError, read_json, reason, save_json, save_torch, torch_bytes, writable_folder
 from s6.results import summarize
 from s6_model import count_parameters
 
@@ -58,14 +57,18 @@ def check_room(out_dir, run, config, history):
     try:
         probe.write_bytes(torch_bytes(checkpoint_state(run, config, history)))
     except OSError as error:
-        raise WriteError(f"cannot save checkpoints in {out_dir} ({error.strerror or error}): free some space, or "
-                         f"choose another --out") from None
+        raise WriteError(f"cannot save checkpoints in {out_dir} ({reason(error)}): free some space, or choose "
+                         f"another --out") from None
     finally:
         with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
 
 
-RECORD_SHAPE = {"config": dict, "history": list, "parameters": int}
+def is_run_record(record):
+    """Whether `record` has the shape of the metrics.json S6 writes."""
+    shape = {"config": dict, "history": list, "parameters": int}
+    return (isinstance(record, dict) and all(isinstance(record.get(key), kind) for key, kind in shape.items())
+            and all(isinstance(epoch, dict) and isinstance(epoch.get("epoch"), int) for epoch in record["history"]))
 
 
 def read_metrics(path):
@@ -73,16 +76,7 @@ def read_metrics(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file (is {path.parent} a folder that s6_train.py wrote?)")
-    damaged = CheckpointError(f"{path} is damaged: delete it, or replace the run with --overwrite")
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise damaged from None
-    if not isinstance(record, dict) or any(not isinstance(record.get(key), kind) for key, kind in RECORD_SHAPE.items()):
-        raise damaged
-    if not all(isinstance(epoch, dict) and isinstance(epoch.get("epoch"), int) for epoch in record["history"]):
-        raise damaged
-    return record
+    return read_json(path, is_run_record, "delete it, or replace the run with --overwrite")
 
 
 def read_seeds(path):
@@ -90,13 +84,8 @@ def read_seeds(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file (s6_train.py --seeds writes it)")
-    try:
-        record = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("summary"), dict):
-        raise CheckpointError(f"{path} is damaged: run the sweep again")
-    return record
+    return read_json(path, lambda record: isinstance(record, dict) and isinstance(record.get("summary"), dict),
+                     "run the sweep again")
 
 
 def saved_run(folder):
@@ -144,7 +133,12 @@ def _locked(folder):
         raise UserError(f"{folder} is in use by a run still training there ({holder or 'another process'}): wait "
                         f"for it to end, or choose another --out") from None
     try:
-        (folder / HOLDER_FILE).write_text(f"s6_train.py, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        try:
+            (folder / HOLDER_FILE).write_text(f"s6_train.py, pid {os.getpid()}, since "
+                                              f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        except OSError as error:
+            raise WriteError(f"cannot write to {folder} ({reason(error)}): free some space, or choose another "
+                             f"--out") from None
         yield
     finally:
         lock.release()

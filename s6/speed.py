@@ -91,16 +91,24 @@ def plain_max_pools(model):
     return model
 
 
-class GraphedForward(nn.Module):
-    """A module whose forward is `model`'s: what torch.cuda.make_graphed_callables graphs, so that the graphed
-    forward belongs to this wrapper and `model` keeps its own."""
+def bf16_forward(model, images):
+    """`model(images)` under bfloat16 autocast, the logits back in fp32 for the loss. Autocast's weight cache stays
+    off: CUDA graphs require it, and each weight is used once per forward anyway."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, cache_enabled=False):
+        return model(images).float()
 
-    def __init__(self, model):
+
+class GraphedForward(nn.Module):
+    """A module whose forward is `model`'s (under bf16 autocast with `bf16`): what
+    torch.cuda.make_graphed_callables graphs, so that the graphed forward belongs to this wrapper and `model` keeps
+    its own."""
+
+    def __init__(self, model, bf16=False):
         super().__init__()
-        self.model = model
+        self.model, self.bf16 = model, bf16
 
     def forward(self, images):
-        return self.model(images)
+        return bf16_forward(self.model, images) if self.bf16 else self.model(images)
 
 
 @dataclass
@@ -117,11 +125,7 @@ class Speed:
         """`model(images)` in training: the logits (N, 10) in fp32, for the loss."""
         if self.graphed is not None and len(images) == self.batch_size:
             return self.graphed(images)
-        if not self.bf16:
-            return model(images)
-        # autocast's weight cache stays off: CUDA graphs require it, and each weight is used once per forward
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, cache_enabled=False):
-            return model(images).float()
+        return bf16_forward(model, images) if self.bf16 else model(images)
 
     def update_average(self, ema, model):
         """`ema.update_parameters(model)`, or the replay of its CUDA graph, which reads `model`'s tensors."""
@@ -145,17 +149,20 @@ def autocast_fails(model, device):
     return None
 
 
-def capture_cuda_graphs(model, batch_size):
-    """`model`'s training forward and backward for batches of `batch_size`, captured as CUDA graphs
-    (torch.cuda.make_graphed_callables): a GraphedForward whose call replays them, launching all of a pass's
-    kernels at once. `model` keeps its own forward; the capture's warm-up passes leave its state as it was."""
-    # The capture warms up on a side stream, and the first real backward then warns once that the
-    # parameters' gradient accumulators were made there: expected, and harmless here.
-    warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
+# A CUDA graph's capture warms up on a side stream, and the first real backward then warns once that the
+# parameters' gradient accumulators were made there: expected, and harmless here.
+warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream does not match")
+
+
+def capture_cuda_graphs(model, batch_size, bf16=False):
+    """`model`'s training forward (under bf16 autocast with `bf16`) and backward for batches of `batch_size`,
+    captured as CUDA graphs (torch.cuda.make_graphed_callables): a GraphedForward whose call replays them, launching
+    all of a pass's kernels at once. `model` keeps its own forward; the capture's warm-up passes leave its state as
+    it was."""
     state = copy.deepcopy(model.state_dict())  # the warm-up passes update BatchNorm's statistics
     sample = torch.randn(batch_size, 1, 28, 28, device=next(model.parameters()).device)
     try:
-        return torch.cuda.make_graphed_callables(GraphedForward(model), (sample,))
+        return torch.cuda.make_graphed_callables(GraphedForward(model, bf16), (sample,))
     finally:
         model.load_state_dict(state)
 
@@ -221,7 +228,7 @@ def speed_up(model, config, ema=None):
         speed.names.append(f"no bf16 autocast (torch {torch.__version__} cannot tell whether this CPU has bf16)")
     if use_cuda_graphs(config, device):
         try:
-            speed.graphed = capture_cuda_graphs(model, config.batch_size)
+            speed.graphed = capture_cuda_graphs(model, config.batch_size, speed.bf16)
             speed.average_graph = capture_weight_average(ema, model) if ema is not None else None
             speed.names.append("CUDA graphs")
         except Exception as error:  # another GPU or torch may not capture: the run goes on with the plain step

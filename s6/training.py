@@ -40,6 +40,9 @@ def build_model(config, device, model=None):
     model = MODELS[config.model] if model is None else model
     if isinstance(model, nn.Module):
         return copy.deepcopy(model).to(device)
+    if not callable(model):
+        raise UserError(f"model={model!r} is not a network: give an nn.Module, or its class (for one of S6's own, "
+                        f"TrainConfig.model)")
     takes_dropout = "dropout" in inspect.signature(model).parameters
     return (model(dropout=config.dropout) if takes_dropout else model()).to(device)
 
@@ -292,6 +295,8 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print, model=None
     device = get_device(config.device)
     train_loader, eval_loader = make_loaders(config, device)
     run = set_up(config, device, len(train_loader), model, budget)
+    if resume and not out_dir:
+        raise UserError("fit(resume=True) continues the run in out_dir: give the folder")
     out_dir = Path(out_dir) if out_dir else None
     done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
     if out_dir:

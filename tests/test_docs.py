@@ -10,9 +10,9 @@ with thousands separators (19,506). Each must be
   export tables, and doc/reader.md's tables of the reader's sets),
 - in a row of doc/experiments.md's validation tables or doc/performance.md's benchmark table, read from the
   file the row names, or
-- the value of a source registered for its document in `FIGURES`.
+- the value of a source registered for its document in `REGISTERED`.
 
-`FIGURES` holds, per document, `Figures` entries: a few words on what the figures are (for whoever reads this
+`REGISTERED` holds, per document, `Figures` entries: a few words on what the figures are (for whoever reads this
 file; they are not looked for in the document), then one source for each figure. The document must show exactly
 the registered figures, each as many times as it is registered. A registered figure that the scan above does not
 see (a count, a number in words) must appear in its document. For example:

@@ -1,4 +1,4 @@
-"""s6_experiments.py on a few batches: one record per model, and a re-run of one keeps the others."""
+"""tools/experiments.py on a few batches: one record per model, and a re-run of one keeps the others."""
 
 import json
 

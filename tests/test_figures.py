@@ -1,4 +1,7 @@
-"""s6_figures.py: the README's four figures, written from a finished run without training."""
+"""tools/figures.py: the README's four figures, written from a finished run without training."""
+
+import json
+import shutil
 
 from conftest import assert_one_line_error
 
@@ -18,3 +21,12 @@ def test_figures_of_a_folder_without_a_run_is_a_one_line_error(tmp_path, run_in_
     result = run_in_process("tools/figures.py", tmp_path, "--out", tmp_path / "doc")
     assert_one_line_error(result)
     assert "metrics.json: no such file" in result.stderr
+
+
+def test_figures_of_a_run_of_ones_own_network_is_a_one_line_error(finished_run, tmp_path, run_in_process):
+    shutil.copytree(finished_run, tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "model_class": "MyNet"}))
+    result = run_in_process("tools/figures.py", tmp_path / "run", "--out", tmp_path / "doc")
+    assert_one_line_error(result)
+    assert "a network of its user's own (MyNet)" in result.stderr

@@ -151,3 +151,13 @@ def test_a_size_changed_outside_a_layer_is_named_where_the_receptive_field_loses
 
     with pytest.raises(ReceptiveFieldError, match="at conv2: its input is 14 pixels wide where the layer before gave"):
         receptive_field(PoolsInForward())
+
+
+def test_a_module_with_weights_beside_its_layers_is_named_where_the_receptive_field_loses_track():
+    class OwnWeights(PoolRegisteredFirst):
+        def __init__(self):
+            super().__init__()
+            self.extra = nn.Parameter(torch.ones(8, 8, 3, 3))
+
+    with pytest.raises(ReceptiveFieldError, match="at its top: a module with layers of its own also has weights"):
+        receptive_field(OwnWeights())

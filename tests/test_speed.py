@@ -114,6 +114,18 @@ def test_cuda_graphs_give_the_eager_gradients_and_batchnorm_statistics():
 
 
 @needs_cuda
+def test_cuda_graphs_of_a_bf16_run_replay_the_bf16_forward():
+    torch.manual_seed(0)
+    model = Net(dropout=0.0).cuda()
+    graphed = capture_cuda_graphs(model, batch_size=64, bf16=True)
+    images = torch.randn(64, 1, 28, 28, device="cuda")
+    replayed, bf16 = graphed(images), speed.bf16_forward(model, images)
+    assert replayed.dtype == torch.float32
+    torch.testing.assert_close(replayed, bf16, rtol=1e-2, atol=1e-2)
+    assert not torch.equal(replayed, model(images)), "not the fp32 forward"
+
+
+@needs_cuda
 def test_weight_average_replayed_from_a_cuda_graph_matches_the_eager_update():
     torch.manual_seed(0)
     model = Net().cuda()

@@ -224,3 +224,13 @@ def test_a_network_without_max_pools_skips_that_speed_trick_and_one_over_its_bud
 def test_a_network_that_does_not_return_ten_logits_is_a_one_line_error_before_training(small_config):
     with pytest.raises(UserError, match=r"returns \(2, 20\) for 2 images of \(1, 28, 28\)"):
         set_up(small_config(), "cpu", 3, model=lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 20)))
+
+
+def test_a_network_given_built_starts_from_its_own_weights_and_is_left_as_it_was(small_config, small_run):
+    _, as_net, _ = small_run
+    torch.manual_seed(small_config().seed)  # as set_up seeds before it builds a network from its class
+    built = LikeNet()
+    before = {name: value.clone() for name, value in built.state_dict().items()}
+    _, history = fit(small_config(), progress=False, log=quiet, model=built)
+    assert without_seconds(history) == without_seconds(as_net)
+    assert all(torch.equal(before[name], value) for name, value in built.state_dict().items())

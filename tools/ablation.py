@@ -18,7 +18,7 @@ from pathlib import Path
 
 import s6_train
 from s6.cli import add_overwrite_flag, parser_for, positive_int, run_main
-from s6.config import TARGET_ACC
+from s6.config import TARGET_ACC, UserError
 from s6.files import check_writable, refuse_to_replace, save_figure, save_json
 from s6.plots import plot_ablation
 from s6.results import accuracy, markdown_table
@@ -48,7 +48,8 @@ def train(names, results, threads=None):
         flags = [*VARIANTS[name][1], "--seeds", *map(str, SEEDS), "--out", str(results / "ablation" / name),
                  "--no-progress", *(["--threads", str(threads)] if threads else [])]
         print(f"{name}: python s6_train.py {' '.join(flags)}", flush=True)
-        s6_train.main(flags)
+        if s6_train.main(flags) != 0:  # stopped (Ctrl-C): its finished seeds are kept for the next time
+            raise UserError(f"the sweep of {name} stopped; run the same command again to go on where it stopped")
 
 
 def row(what, runs, source):

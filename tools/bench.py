@@ -41,7 +41,6 @@ from s6.config import TARGET_ACC, TrainConfig, get_device, machine_name
 from s6.data import make_loaders
 from s6.files import check_writable, refuse_to_replace, save_json
 from s6.results import accuracy, markdown_table
-from s6.speed import use_bf16
 from s6.training import build_model, evaluate, evaluated, fit, set_up, train_one_epoch
 from s6_model import count_parameters
 
@@ -77,12 +76,11 @@ class Trainer:
 
     def __init__(self, config, device, steps):
         self.config, self.device = config, device
-        steps_per_epoch = math.ceil((60_000 - config.val_split) / config.batch_size)
-        sized = dataclasses.replace(config, epochs=max(config.epochs, math.ceil(steps / steps_per_epoch)))
         self.train_loader, self.eval_loader = make_loaders(config, device)
+        sized = dataclasses.replace(config, epochs=max(config.epochs, math.ceil(steps / len(self.train_loader))))
         # the weight average is part of every step of a real run, so timed too
         self.run = set_up(sized, device, len(self.train_loader))
-        self.bf16 = use_bf16(config.precision, device)
+        self.bf16 = self.run.speed.bf16  # what ran: bf16 may be skipped where a layer cannot run under it
         self.epoch = 0
 
     def train(self, batches):

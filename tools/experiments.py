@@ -8,13 +8,12 @@ final and best test accuracy, first epoch at or above 99.4%, seconds per epoch, 
 curve), a comparison plot, and prints the markdown table the README shows.
 """
 
-import json
 import statistics
 import sys
 
 from s6.cli import add_config_flags, add_run_flags, apply_threads, config_from_args, parser_for, run_main
 from s6.config import TARGET_ACC
-from s6.files import check_writable, save_figure, save_json
+from s6.files import check_writable, read_json, save_figure, save_json
 from s6.plots import plot_test_accuracy
 from s6.results import markdown_table, summarize
 from s6.training import fit
@@ -52,7 +51,8 @@ def main(argv=None):
     apply_threads(args)
 
     out, plot = check_writable(args.out), check_writable(args.plot)
-    earlier = json.loads(out.read_text()) if out.exists() else {}
+    earlier = read_json(out, lambda record: isinstance(record, dict), "delete it, or give another --out") \
+        if out.exists() else {}
     results = {name: record for name, record in earlier.items() if name not in args.models}  # kept as they were
     for name in args.models:
         config = config_from_args(args, model=name)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import load_weights
+from s6.checkpoints import config_from_record, load_weights
 from s6.cli import add_overwrite_flag, parser_for, run_main
-from s6.config import TrainConfig
+from s6.config import UserError
 from s6.data import make_loaders
 from s6.files import refuse_to_replace, save_figure, writable_folder
 from s6.plots import plot_confusion_matrix, plot_history, plot_misclassified, plot_samples
@@ -24,9 +24,15 @@ FIGURES = ("samples.png", "curves.png", "misclassified.png", "confusion.png")
 
 def run_figures(run_dir, data_dir=None):
     """{file name: Figure} for the run in `run_dir`, evaluated on the CPU."""
-    record = read_metrics(Path(run_dir) / "metrics.json")
-    config = TrainConfig(**{**record["config"], "device": "cpu", **({"data_dir": data_dir} if data_dir else {})})
-    model = load_weights(MODELS[config.model](), Path(run_dir) / "model.pt")
+    metrics = Path(run_dir) / "metrics.json"
+    record = read_metrics(metrics)
+    config = config_from_record({**record["config"], "device": "cpu", **({"data_dir": data_dir} if data_dir else {})},
+                                metrics)
+    network = MODELS[config.model]
+    if record.get("model_class", network.__name__) != network.__name__:
+        raise UserError(f"{run_dir} is a run of a network of its user's own ({record['model_class']}), which this "
+                        f"command cannot build: draw its figures in Python, with s6.plots")
+    model = load_weights(network(), Path(run_dir) / "model.pt")
     train_loader, test_loader = make_loaders(config, "cpu")
     torch.manual_seed(config.seed)
     images, labels = next(iter(train_loader))
