@@ -22,7 +22,7 @@ from pathlib import Path
 
 from s6.cli import add_model_flags, add_overwrite_flag, load_features, load_model, parser_for, run_main, weights_path
 from s6.config import UserError
-from s6.files import check_writable, refuse_to_replace
+from s6.files import check_outputs
 from s6.preparing import load_digit
 from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit, verdict
 
@@ -49,8 +49,7 @@ def reading_line(reading):
 def calibrate(model, weights, data_dir, overwrite):
     """Fit DigitFeatures on MNIST's training images (DigitFeatures.fit_on_mnist) and save them beside `weights`."""
     out = Path(weights).parent / FEATURES_FILE
-    refuse_to_replace([out], overwrite)
-    check_writable(out)  # before a minute of fitting
+    check_outputs([out], overwrite)  # before a minute of fitting
     features = DigitFeatures.fit_on_mnist(model, data_dir)
     features.save(out)
     print(f"{out}: threshold {features.threshold:.1f} ({1 - DIGIT_QUANTILE:.1%} of held-out training digits "

@@ -113,3 +113,10 @@ def refuse_to_replace(paths, overwrite):
         verb = "exists" if len(existing) == 1 else "exist"
         raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
                         f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
+
+
+def check_outputs(paths, overwrite):
+    """Before any long work, a one-line error where a file about to be written exists already (unless
+    `overwrite`) or could not be written later (`check_writable`). Returns the paths, as Paths."""
+    refuse_to_replace(paths, overwrite)
+    return [check_writable(path) for path in paths]

@@ -12,16 +12,15 @@ Net's own row is its committed seeds 1-3 (results/net-seed<N>/, the README's swe
 and two runs side by side use a 2-core machine best.
 """
 
-import statistics
 import sys
 from pathlib import Path
 
 import s6_train
 from s6.cli import add_overwrite_flag, parser_for, positive_int, run_main
 from s6.config import TARGET_ACC, UserError
-from s6.files import check_writable, refuse_to_replace, save_figure, save_json
+from s6.files import check_outputs, save_figure, save_json
 from s6.plots import plot_ablation
-from s6.results import accuracy, markdown_table
+from s6.results import final_accuracy, markdown_table, seed_figures, seed_statistics
 from s6.runs import read_metrics, read_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,24 +52,22 @@ def train(names, results, threads=None):
 
 
 def row(what, runs, source):
-    """A row of the record from the metrics.json records of a variant's seeds."""
-    finals = [accuracy(run["history"][-1]) for run in runs]
-    firsts = [next((r["epoch"] for r in run["history"] if accuracy(r) is not None and accuracy(r) >= TARGET_ACC),
-                   None) for run in runs]
-    reached = [epoch for epoch in firsts if epoch is not None]
-    return {"taken away": what, "source": source, "parameters": runs[0]["parameters"],
-            "epochs": len(runs[0]["history"]), "finals": finals, "mean": statistics.mean(finals),
-            "min": min(finals), "max": max(finals), "first_epochs_at_target": firsts,
-            "median_first_epoch_at_target": statistics.median(reached) if len(reached) == len(firsts) else None}
+    """A row of the record from the metrics.json records of a variant's seeds ({seed: record})."""
+    stats = seed_statistics(runs)
+    mean, _, low, high = seed_figures(stats)
+    return {"taken away": what, "source": source, "parameters": stats["parameters"], "epochs": stats["epochs"],
+            "finals": [final_accuracy(run["summary"]) for run in runs.values()], "mean": mean, "min": low,
+            "max": high, "first_epochs_at_target": [run["summary"]["first_epoch_at_target"] for run in runs.values()],
+            "median_first_epoch_at_target": stats["median_first_epoch_at_target"]}
 
 
 def record(results):
     """results/ablation.json: Net's row from its committed seeds, then each variant's, from its sweep's runs."""
-    net = [read_metrics(results / f"net-seed{seed}" / "metrics.json") for seed in SEEDS]
+    net = {seed: read_metrics(results / f"net-seed{seed}" / "metrics.json") for seed in SEEDS}
     rows = {"net": row("nothing: Net's default recipe", net, "results/net-seed<N>")}
     for name, (what, _) in VARIANTS.items():
         read_seeds(results / "ablation" / name / "seeds.json")  # the sweep finished: its statistics are written
-        runs = [read_metrics(results / "ablation" / f"{name}-seed{seed}" / "metrics.json") for seed in SEEDS]
+        runs = {seed: read_metrics(results / "ablation" / f"{name}-seed{seed}" / "metrics.json") for seed in SEEDS}
         rows[name] = row(what, runs, f"results/ablation/{name}-seed<N>")
     return {"seeds": list(SEEDS), "target": TARGET_ACC, "rows": rows}
 
@@ -104,8 +101,7 @@ def main(argv=None):
     parser.add_argument("--plot", default=str(ROOT / "doc" / "ablation.png"), help="the figure")
     add_overwrite_flag(parser, "the record and the figure")
     args = parser.parse_args(argv)
-    refuse_to_replace([args.out, args.plot], args.overwrite)
-    check_writable(args.out), check_writable(args.plot)
+    check_outputs([args.out, args.plot], args.overwrite)
     results = ROOT / "results"
     if not args.report:
         train(args.variants, results, args.threads)

@@ -39,7 +39,7 @@ from s6.cli import (
 )
 from s6.config import TARGET_ACC, TrainConfig, get_device, machine_name
 from s6.data import make_loaders
-from s6.files import check_writable, refuse_to_replace, save_json
+from s6.files import check_outputs, save_json
 from s6.results import accuracy, markdown_table
 from s6.training import build_model, evaluate, evaluated, fit, set_up, train_one_epoch
 from s6_model import count_parameters
@@ -326,8 +326,7 @@ def main(argv=None):
     add_run_flags(parser, out="results/bench.json", progress=False)
     add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
-    refuse_to_replace([args.out], args.overwrite)
-    check_writable(args.out)
+    check_outputs([args.out], args.overwrite)
     apply_threads(args)
     results = run(args)
     save_json(args.out, results)

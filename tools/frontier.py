@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from s6.cli import add_overwrite_flag, parser_for, run_main
 from s6.config import TARGET_ACC
-from s6.files import check_writable, refuse_to_replace, save_figure
+from s6.files import check_outputs, save_figure
 from s6.results import markdown_table, seed_figures, seeds_table_row
 from s6.runs import read_seeds
 from s6_model import MODELS
@@ -85,8 +85,7 @@ def main(argv=None):
     parser.add_argument("--out", default="doc/frontier.png", help="the figure (default: doc/frontier.png)")
     add_overwrite_flag(parser, "the figure")
     args = parser.parse_args(argv)
-    refuse_to_replace([args.out], args.overwrite)
-    check_writable(args.out)
+    check_outputs([args.out], args.overwrite)
     sweeps = load_sweeps()
     save_figure(args.out, plot_frontier(sweeps), dpi=110)
     print(table(sweeps), references_table(), sep="\n\n")

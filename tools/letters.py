@@ -10,7 +10,6 @@ ships. The set is split by font (FONT_PARTS): thresholds and variants are chosen
     python -m tools.letters --overwrite   # how the reader calls them -> results/letters.json
 """
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s6.cli import add_overwrite_flag, run_main
-from s6.files import check_writable, refuse_to_replace, save_json
+from s6.cli import add_overwrite_flag, parser_for, run_main
+from s6.files import check_outputs, save_json
 from s6.results import markdown_table
 from tools.non_digits import BRUSH, CANVAS, as_picture, draw_on_canvas, glyph, on_sketchpad, polyline, verdicts
 from tools.photo_digits import ROOT, committed_reader
@@ -98,13 +97,12 @@ def table(record):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--out", default=ROOT / "results" / "letters.json", type=Path,
                         help="where to write the counts (default: results/letters.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    refuse_to_replace([args.out], args.overwrite)
-    check_writable(args.out)
+    check_outputs([args.out], args.overwrite)
     torch.set_num_threads(1)
     model, features, _ = committed_reader()
     record = {"characters": "".join(CHARACTERS), "left out": LOOK_ALIKES,

@@ -11,7 +11,6 @@ at sizes from 16 to 600 pixels.
                                              # and the trade-off figure -> doc/not-a-digit.png
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from s6.cli import add_overwrite_flag, run_main
-from s6.files import check_writable, refuse_to_replace, save_figure, save_json
+from s6.cli import add_overwrite_flag, parser_for, run_main
+from s6.files import check_outputs, save_figure, save_json
 from s6.preparing import mnist_like, prepare
 from s6.reading import DIGIT_QUANTILE, pooled_features, read_digit
 from s6.results import markdown_table
@@ -286,16 +285,14 @@ def table(record):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--out", default=ROOT / "results" / "non-digits.json", type=Path,
                         help="where to write the counts (default: results/non-digits.json)")
     parser.add_argument("--plot", default=ROOT / "doc" / "not-a-digit.png", type=Path,
                         help="where to draw the trade-off (default: doc/not-a-digit.png)")
     add_overwrite_flag(parser, "--out and --plot")
     args = parser.parse_args(argv)
-    out, figure = args.out, args.plot
-    refuse_to_replace([out, figure], args.overwrite)
-    check_writable(out), check_writable(figure)
+    out, figure = check_outputs([args.out, args.plot], args.overwrite)
     torch.set_num_threads(1)
     model, features, test = committed_reader()
     pictures = non_digits(test.data.numpy())

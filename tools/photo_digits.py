@@ -8,7 +8,6 @@ level of its grey, so every picture keeps its digit's label.
     python -m tools.photo_digits --overwrite   # how s6_predict.py reads them -> results/photo-digits.json
 """
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -19,9 +18,9 @@ from PIL import Image
 from scipy import ndimage
 
 from s6.checkpoints import load_weights
-from s6.cli import add_overwrite_flag, run_main
+from s6.cli import add_overwrite_flag, parser_for, run_main
 from s6.data import mnist_dataset, normalize
-from s6.files import check_writable, refuse_to_replace, save_json
+from s6.files import check_outputs, save_json
 from s6.preparing import prepare
 from s6.reading import features_beside, read_digit
 from s6_model import Net
@@ -155,14 +154,12 @@ def committed_reader():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--out", default=ROOT / "results" / "photo-digits.json", type=Path,
                         help="where to write the counts (default: results/photo-digits.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    out = args.out
-    refuse_to_replace([out], args.overwrite)
-    check_writable(out)
+    [out] = check_outputs([args.out], args.overwrite)
     model, features, test = committed_reader()
     with torch.inference_mode():  # source digits: those the network reads right as they are
         right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets

@@ -20,7 +20,6 @@ both. The reader's settings were chosen on the first group's digits; the second'
     python -m tools.small_digits --overwrite   # reader and yardstick -> results/small-digits.json
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,8 +28,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from s6.cli import add_overwrite_flag, run_main
-from s6.files import check_writable, refuse_to_replace, save_json
+from s6.cli import add_overwrite_flag, parser_for, run_main
+from s6.files import check_outputs, save_json
 from s6.preparing import plainly_upscaled as upscaled
 from s6.preparing import prepare
 from s6.reading import MIN_PROBABILITY, read_digit
@@ -149,15 +148,13 @@ def table(record):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--count", type=int, default=1000, help="test digits of each writer group")
     parser.add_argument("--out", default=ROOT / "results" / "small-digits.json", type=Path,
                         help="where to write the figures (default: results/small-digits.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    out = args.out
-    refuse_to_replace([out], args.overwrite)
-    check_writable(out)
+    [out] = check_outputs([args.out], args.overwrite)
     torch.set_num_threads(1)
     model, features, test = committed_reader()
     figures = {}
