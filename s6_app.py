@@ -7,13 +7,14 @@ For each picture it shows the ten class probabilities, the 28x28 image the netwo
 receives (made MNIST-like exactly as s6_predict.py does it), and the same verdict as s6_predict.py:
 the digit, "unsure" where the network is, or "not a digit" where the picture is unlike every digit
 the network was trained on (then with no probabilities). It listens on this computer only unless --host says
-otherwise (--host 0.0.0.0 serves every network the computer is on).
+otherwise (--host 0.0.0.0 serves every network the computer is on); for that, an upload is limited to 20 MB and
+kept an hour, and a queue of requests to 32 (s6/app.py).
 """
 
 import argparse
 import sys
 
-from s6.app import build_app
+from s6.app import build_app, serve
 from s6.cli import add_model_flags, load_features, load_model, parser_for, run_main, weights_path
 from s6.config import UserError
 
@@ -38,7 +39,7 @@ def main(argv=None):
     except ImportError:
         raise UserError("the app needs Gradio: pip install -r requirements-app.txt") from None
     try:
-        app.launch(server_name=args.host, server_port=args.port)
+        serve(app, args.host, args.port)
     except OSError as error:
         raise UserError(f"cannot serve on {args.host}:{args.port} ({error}); try another --port") from None
     return 0

@@ -1,7 +1,7 @@
 """Take a trained S6 network elsewhere: ONNX (fp32) and int8 files, each checked in ONNX Runtime, and their speed.
 
     python s6_export.py results/net-seed1 --int8          # -> results/net-seed1/model.onnx, model-int8.onnx,
-                                                          #    and their entry in results/export.json
+                                                          #    and their checks in results/net-seed1/export.json
     python s6_export.py my-run/model.pt --model tiny      # a bare model.pt: name its class (default: net)
     python s6_export.py results/{net,small,tiny,micro}-seed1 --bench   # images/s: PyTorch and ONNX Runtime
 
@@ -15,6 +15,8 @@ A file takes its name only after ONNX Runtime has read MNIST's 10,000 test image
 as PyTorch on 99.99% of them and score within 0.01 points of it, int8 within 0.10 points of fp32. A run
 folder's metrics.json names the model's class. --bench times the files already exported beside each run
 against PyTorch's eager evaluation and ways of speeding it up, in turns, and keeps the medians in the record.
+The record (export.json beside the ONNX files, or --record) keeps an entry per run: an entry there already, like
+the files, is replaced only with --overwrite.
 """
 
 import os
@@ -23,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from s6.checkpoints import CheckpointError, load_weights
-from s6.cli import RESULTS, add_overwrite_flag, apply_threads, parser_for, positive_int, run_main
+from s6.checkpoints import CheckpointError, config_from_record, load_weights
+from s6.cli import add_overwrite_flag, apply_threads, parser_for, positive_int, run_main
 from s6.config import UserError, machine_name
 from s6.export import CALIBRATION_IMAGES, FP32_FILE, INT8_FILE, export_and_check, mnist_arrays, require
-from s6.files import check_writable, read_json, refuse_to_replace, save_json, writable_folder
+from s6.files import read_json, refuse_to_replace, save_json, writable_folder, writing
 from s6.results import markdown_table
-from s6.runs import read_metrics
+from s6.runs import EXPORT_RECORD, network_of, read_metrics, trained_network_name
 from s6_model import MODELS
 
 
@@ -41,9 +43,8 @@ def parse_args(argv=None):
                         help="the class of the weights (default: the run's metrics.json says; else net)")
     parser.add_argument("--int8", action="store_true", help=f"also write {INT8_FILE}, quantized to int8")
     parser.add_argument("--out", help="folder for the ONNX files (default: beside the weights)")
-    parser.add_argument("--record", default=str(RESULTS / "export.json"),
-                        help="the JSON file that keeps each export's checks and the benchmark "
-                             "(default: results/export.json)")
+    parser.add_argument("--record", help=f"the JSON file that keeps each export's checks and the benchmark, an "
+                                          f"entry per run (default: {EXPORT_RECORD} beside the ONNX files)")
     parser.add_argument("--data-dir", default="data", help="the folder that holds MNIST/raw/")
     parser.add_argument("--exporter", choices=["auto", "torchscript", "dynamo"], default="auto",
                         help="torch.onnx's TorchScript exporter or its dynamo one (needs onnxscript); auto: "
@@ -58,7 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=positive_int, default=7, help="--bench repetitions (default: 7)")
     parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch and ONNX Runtime (default: torch's choice)")
-    add_overwrite_flag(parser, f"{FP32_FILE} and {INT8_FILE}")
+    add_overwrite_flag(parser, f"{FP32_FILE}, {INT8_FILE} and their entries in the record")
     args = parser.parse_args(argv)
     if args.out and len(args.runs) > 1:
         parser.error("--out takes one run at a time")
@@ -75,12 +76,14 @@ def locate(source, model_flag):
     if path.is_dir() and not weights.is_file():
         raise CheckpointError(f"{path} holds no model.pt: give a folder written by s6_train.py, or a model.pt")
     metrics = weights.parent / "metrics.json"
-    record = read_metrics(metrics) if metrics.is_file() and not model_flag else None
-    key = model_flag or (record["config"]["model"] if record else "net")
-    if record and record.get("model_class", MODELS[key].__name__) != MODELS[key].__name__:
-        raise UserError(f"{path} is a run of a network of its user's own ({record['model_class']}), which this "
-                        f"command cannot build: export it in Python, with s6.export.export_and_check")
-    return weights, key
+    if model_flag or not metrics.is_file():
+        return weights, model_flag or "net"
+    record = read_metrics(metrics)
+    config = config_from_record(record["config"], metrics)
+    if network_of(config, record) is None:
+        raise UserError(f"{path} is a run of {trained_network_name(config, record)}, a network S6 does not have, "
+                        f"which this command cannot build: export it in Python, with s6.export.export_and_check")
+    return weights, config.model
 
 
 def shown(path):
@@ -117,10 +120,30 @@ def update_record(path, section, name, entry):
     save_json(path, record)
 
 
+def record_path(args, weights):
+    """The record of an export: --record, else export.json beside its ONNX files."""
+    return Path(args.record) if args.record else output_folder(args, weights) / EXPORT_RECORD
+
+
 def entry_name(folder, record):
     """The record's name for an export in `folder`: its path from the record's folder (results/net-seed1 ->
-    net-seed1), so that exports of two runs of one model keep an entry each."""
-    return Path(os.path.relpath(Path(folder).resolve(), Path(record).resolve().parent)).as_posix()
+    net-seed1), or its own name for a record inside it, so that exports of two runs keep an entry each."""
+    relative = Path(os.path.relpath(Path(folder).resolve(), Path(record).resolve().parent)).as_posix()
+    return Path(folder).resolve().name if relative == "." else relative
+
+
+def refuse_to_replace_entries(args, runs, section):
+    """A one-line UserError, before any work, where a record already has an entry of `section` for a run, unless
+    --overwrite."""
+    taken = []
+    for weights, _ in runs:
+        record = record_path(args, weights)
+        entries = read_record(record).get(section, {})
+        entries = entries.get("runs", {}) if section == "benchmark" else entries
+        if entry_name(output_folder(args, weights), record) in entries:
+            taken.append(f"{record}'s {section} of {entry_name(output_folder(args, weights), record)}")
+    if taken and not args.overwrite:
+        raise UserError(f"{', '.join(taken)} exists already: replace it with --overwrite, or give another --record")
 
 
 def summary_line(folder, record):
@@ -144,9 +167,9 @@ def export(args, runs):
                                   overwrite=args.overwrite, limit=args.test_images,
                                   calibration_images=args.calibration_images, threads=torch.get_num_threads())
         record = {"weights": str(weights), "weights_bytes": weights.stat().st_size, **record}
-        update_record(args.record, "exports", entry_name(folder, args.record), record)
+        update_record(record_path(args, weights), "exports", entry_name(folder, record_path(args, weights)), record)
         print(summary_line(folder, record))
-    print(f"{shown(args.record)}: the checks and sizes")
+        print(f"{shown(record_path(args, weights))}: the checks and sizes")
 
 
 def bench(args, runs):
@@ -166,9 +189,9 @@ def bench(args, runs):
                   "machine": machine_name("cpu"), "threads": threads, "repeats": args.repeats,
                   "test_images": len(images), "torch": torch.__version__,
                   "onnxruntime": require("onnxruntime").__version__}
-        update_record(args.record, "benchmark", entry_name(folder, args.record), result)
+        update_record(record_path(args, weights), "benchmark", entry_name(folder, record_path(args, weights)), result)
         print(bench_table(key, result))
-    print(f"{shown(args.record)}: the benchmark, on {machine_name('cpu')}")
+        print(f"{shown(record_path(args, weights))}: the benchmark, on {machine_name('cpu')}")
 
 
 def bench_table(key, result):
@@ -207,14 +230,19 @@ def main(argv=None):
     apply_threads(args)
     require("onnx"), require("onnxruntime")  # before any work, so that a missing package is the first thing said
     runs = [locate(source, args.model) for source in args.runs]
-    read_record(check_writable(args.record))  # where the results go, checked before minutes of work
-    if not args.bench:
-        for weights, _ in runs:
-            writable_folder(output_folder(args, weights))
-    (bench if args.bench else export)(args, runs)
-    record = read_record(args.record)
-    if record.get("exports"):
-        print(export_table(record))
+    records = list(dict.fromkeys(record_path(args, weights) for weights, _ in runs))
+    # where the results go, checked and held before minutes of work; an entry there is replaced only when told to
+    with writing(records, overwrite=True):
+        for record in records:
+            read_record(record)
+        refuse_to_replace_entries(args, runs, "benchmark" if args.bench else "exports")
+        if not args.bench:
+            for weights, _ in runs:
+                writable_folder(output_folder(args, weights))
+        (bench if args.bench else export)(args, runs)
+    for record in map(read_record, records):
+        if record.get("exports"):
+            print(export_table(record))
     return 0
 
 

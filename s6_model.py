@@ -1,4 +1,4 @@
-"""S6 models: a compact MNIST CNN at four parameter budgets, and the path from a 593,200-parameter baseline.
+"""S6's networks: a compact MNIST CNN at four parameter budgets, each under its class's `budget`.
 
 Model code only, and pure helpers on it (parameters, receptive fields): nothing here imports or knows about training.
 Every model maps (N, 1, 28, 28) images to (N, 10) logits (unnormalised class scores; softmax gives probabilities).
@@ -59,6 +59,7 @@ class Net(GapNet):
     """
 
     key = "net"
+    budget = 20_000  # parameters: the assignment's
 
     def __init__(self, dropout=0.05):
         super().__init__(net_features(dropout), channels=32)
@@ -76,31 +77,6 @@ def net_features(dropout, last=32, batchnorm=True):
         conv_bn(20, 24, dropout=dropout, batchnorm=batchnorm),  # 24x7x7, RF 24
         conv_bn(24, last, batchnorm=batchnorm),  # last x 7x7, RF 32: no dropout right before the average
     )
-
-
-class NetWithoutBatchNorm(GapNet):
-    """The ablation's Net without BatchNorm: each convolution has its own bias instead (19,386 parameters)."""
-
-    key = "net-no-bn"
-
-    def __init__(self, dropout=0.05):
-        super().__init__(net_features(dropout, batchnorm=False), channels=32)
-
-
-class NetWithDenseHead(nn.Module):
-    """The ablation's Net without global average pooling: a dense layer reads the whole 7x7 map instead. The
-    last block is narrowed to 10 channels, so that the network stays near Net's size (19,290 parameters):
-    a dense layer over Net's 32x7x7 map would take 15,690 parameters on its own."""
-
-    key = "net-dense-head"
-
-    def __init__(self, dropout=0.05):
-        super().__init__()
-        self.features = net_features(dropout, last=10)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(10 * 7 * 7, 10))  # 10
-
-    def forward(self, x):
-        return self.head(self.features(x))
 
 
 def separable_features(widths, dropout):
@@ -128,6 +104,7 @@ class SmallNet(GapNet):
     """
 
     key = "small"
+    budget = 8_000  # parameters
     widths = (8, 12, 32, 32, 48, 40)  # 40 channels last keep the total under 8,000
 
     def __init__(self, dropout=0.05):
@@ -142,6 +119,7 @@ class TinyNet(GapNet):
     """
 
     key = "tiny"
+    budget = 5_000  # parameters
     widths = (8, 12, 24, 24, 32, 28)  # 28 channels last keep the total under 5,000
 
     def __init__(self, dropout=0.05):
@@ -152,82 +130,17 @@ class MicroNet(GapNet):
     """Under 2,000 parameters (1,750), RF 32: 4 and 8 channels at 28x28, separable convolutions after."""
 
     key = "micro"
+    budget = 2_000  # parameters
     widths = (4, 8, 12, 12, 16, 16)
 
     def __init__(self, dropout=0.05):
         super().__init__(separable_features(self.widths, dropout), channels=self.widths[-1])
 
 
-class BaselineNet(nn.Module):
-    """The starting point: 593,200 parameters, no BatchNorm, no Dropout, a 4096->50 dense head."""
-
-    key = "baseline"
-
-    def __init__(self, dropout=0.0):
-        super().__init__()  # dropout is accepted for a uniform constructor and unused: the original network had none
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(),  # 32x26x26, RF 3
-            nn.Conv2d(32, 64, 3), nn.ReLU(),  # 64x24x24, RF 5
-            nn.MaxPool2d(2),  # 64x12x12, RF 6
-            nn.Conv2d(64, 128, 3), nn.ReLU(),  # 128x10x10, RF 10
-            nn.Conv2d(128, 256, 3), nn.ReLU(),  # 256x8x8, RF 14
-            nn.MaxPool2d(2),  # 256x4x4, RF 16
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # 4096
-            nn.Linear(4096, 50), nn.ReLU(),
-            nn.Linear(50, 10),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-class Arch1(GapNet):
-    """Experiment 1: small and shallow; three convs leave the RF at 10 pixels of a 28-pixel digit."""
-
-    key = "arch1"
-
-    def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
-            conv_bn(16, 16, padding=0, dropout=dropout),  # 16x24x24, RF 5
-            nn.MaxPool2d(2),  # 16x12x12, RF 6
-            conv_bn(16, 20, padding=0),  # 20x10x10, RF 10
-        ), channels=20)
-
-
-class Arch2(GapNet):
-    """Experiment 2: 32 channels early spend the budget on width; the RF stops at 8."""
-
-    key = "arch2"
-
-    def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 16, padding=0, dropout=dropout),  # 16x26x26, RF 3
-            conv_bn(16, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
-            conv_bn(32, 32, padding=0),  # 32x22x22, RF 7
-            nn.MaxPool2d(2),  # 32x11x11, RF 8
-        ), channels=32)
-
-
-class Arch3(GapNet):
-    """Experiment 3: 32 channels throughout reach 19K parameters with only three convs: RF 10."""
-
-    key = "arch3"
-
-    def __init__(self, dropout=0.05):
-        super().__init__(nn.Sequential(
-            conv_bn(1, 32, padding=0, dropout=dropout),  # 32x26x26, RF 3
-            conv_bn(32, 32, padding=0, dropout=dropout),  # 32x24x24, RF 5
-            nn.MaxPool2d(2),  # 32x12x12, RF 6
-            conv_bn(32, 32, padding=0),  # 32x10x10, RF 10
-        ), channels=32)
-
-
-# Every model by its key, the name that TrainConfig.model and --model take.
-MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet, BaselineNet, Arch1, Arch2, Arch3,
-                                   NetWithoutBatchNorm, NetWithDenseHead)}
+# S6's networks by their keys, the names that TrainConfig.model and --model take: one per budget, each with its
+# committed weights (results/<key>-seed1/model.pt). The designs and variants that led to Net are the lab's
+# (tools/networks.py).
+MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet)}
 
 
 def count_parameters(model):
@@ -251,21 +164,32 @@ WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)  # a kernel, a stride, paddin
 GLOBAL = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # pooled to 1x1: a kernel over the whole map
 
 
-def _layers_run(model, input_size):
-    """(name, layer, input, output) of each layer without sublayers, in the order one forward pass runs them."""
+def layers_called(model, images):
+    """(name, layer, input, output) of each layer without sublayers that one forward pass of `model`, in eval mode,
+    runs on `images`, in the order it runs them. The name is the layer's in model.named_modules(), or None for a
+    layer the forward runs that is not a submodule (kept in a plain Python list or dict: neither trained nor saved
+    with the model). Found with a global forward hook, removed on leaving; the model is left in its mode."""
+    names = {layer: name for name, layer in model.named_modules()}
     calls = []
-    leaves = [(name, layer) for name, layer in model.named_modules() if not list(layer.children())]
-    hooks = [layer.register_forward_hook(lambda layer, inputs, output, name=name: calls.append(
-        (name, layer, inputs[0], output))) for name, layer in leaves]
+
+    def record(layer, inputs, output):
+        if not list(layer.children()):
+            calls.append((names.get(layer), layer, inputs[0] if inputs else None, output))
+
+    hook = nn.modules.module.register_module_forward_hook(record)
     training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_size, device=next(model.parameters()).device))
+            model.eval()(images)
     finally:
         model.train(training)
-        for hook in hooks:
-            hook.remove()
+        hook.remove()
     return calls
+
+
+def device_of(model):
+    """The device of a model's first parameter or buffer; the CPU for a model without either."""
+    return next((tensor.device for tensor in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
 
 def receptive_field(model, input_size=(1, 28, 28)):
@@ -277,9 +201,9 @@ def receptive_field(model, input_size=(1, 28, 28)):
     found by running the forward once on a blank image, so a model of ordinary layers (Conv2d, pools, BatchNorm,
     activations, Dropout, Sequential, a global pool) is followed whatever its class. Raises ReceptiveFieldError
     for a layer it cannot follow: one that changes the map's size in another way (an Upsample, a transposed
-    convolution), any layer it does not know, a module with weights of its own beside its layers, and where the
-    size changes between layers (a pool as a function call). Assumes square kernels and one chain of layers, as
-    every model above.
+    convolution), any layer it does not know, a module with weights of its own beside its layers, a layer that is
+    not a submodule (kept in a plain list), and where the size changes between layers (a pool as a function call).
+    Assumes square kernels and one chain of layers, as every model above.
     """
     owners = [name for name, module in model.named_modules()
               if list(module.children()) and list(module.parameters(recurse=False))]
@@ -288,9 +212,14 @@ def receptive_field(model, input_size=(1, 28, 28)):
                                   f"a module with layers of its own also has weights of its own")
     size, jump, rf = input_size[-1], 1, 1
     rows = []
-    for name, layer, x, y in _layers_run(model, input_size):
-        if x.dim() != 4 or y.dim() != 4:  # flattened: the features have ended
-            break
+    for name, layer, x, y in layers_called(model, torch.zeros(1, *input_size, device=device_of(model))):
+        if name is None:
+            raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at a "
+                                      f"{type(layer).__name__} that is not its submodule (held in a plain Python list "
+                                      f"or dict, it is neither trained nor saved): hold its layers in nn.ModuleList "
+                                      f"or nn.Sequential")
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() != 4 or y.dim() != 4:
+            break  # flattened: the features have ended
         if x.shape[-1] != size:
             raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at {name}: its input is "
                                       f"{x.shape[-1]} pixels wide where the layer before gave {size} (an operation "
@@ -328,7 +257,8 @@ def describe(model, input_size=(1, 28, 28)):
     """One line: the model's class, parameters and the receptive field of its features, or why that cannot be
     followed."""
     try:
-        seen = f"a receptive field of {feature_receptive_field(model, input_size)} pixels before the head"
+        rf = feature_receptive_field(model, input_size)
+        seen = f"a receptive field of {rf} pixel{'s' if rf != 1 else ''} before the head"
     except ReceptiveFieldError as error:
         seen = str(error)
     return f"{type(model).__name__}: {count_parameters(model):,} parameters, {seen}"

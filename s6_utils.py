@@ -6,7 +6,17 @@ The speed tricks (bf16, channels-last pooling, CUDA graphs) are switched on by o
 """
 
 from s6.checkpoints import CheckpointError, load_config, load_weights
-from s6.config import TARGET_ACC, TrainConfig, UserError, eval_set, get_device, machine_name, seed_everything
+from s6.config import (
+    TARGET_ACC,
+    TrainConfig,
+    UserError,
+    eval_set,
+    get_device,
+    machine_name,
+    recipe,
+    recipe_of,
+    seed_everything,
+)
 from s6.data import MNIST_FILES, MnistDataError, make_loaders, mnist_dataset
 from s6.files import save_json
 from s6.plots import (
@@ -42,7 +52,8 @@ from s6.training import (
 
 __all__ = [
     # config and device
-    "TARGET_ACC", "TrainConfig", "UserError", "eval_set", "get_device", "machine_name", "seed_everything",
+    "TARGET_ACC", "TrainConfig", "UserError", "eval_set", "get_device", "machine_name", "recipe", "recipe_of",
+    "seed_everything",
     # data
     "MNIST_FILES", "MnistDataError", "make_loaders", "mnist_dataset",
     # training

@@ -16,6 +16,12 @@ from s6.preparing import open_image, prepare
 from s6.reading import read_digit, verdict
 
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
+# What a page that others may reach should set (s6_app.py --host, the notebook in Colab): uploads bounded in size (a
+# phone's photo fits; a larger file is refused before it is stored, with HTTP 413) and deleted after an hour, a
+# bounded queue (a flood of requests is turned away instead of filling memory), and no usage statistics sent out.
+MAX_UPLOAD_MB = 20
+UPLOADS_KEPT_SECONDS = 3600
+QUEUE_SIZE = 32
 
 
 def as_preview(digit):
@@ -63,9 +69,10 @@ def build_app(model, features=None):
     is called "not a digit"."""
     import gradio as gr
 
-    with gr.Blocks(title="S6: a compact CNN reads your digit") as app:
-        gr.Markdown("## S6 reads your digit\nPick the brush at the left of the box and draw a digit, or upload "
-                    "a photo of one written on paper.")
+    with gr.Blocks(title="S6: a compact CNN reads your digit", analytics_enabled=False,
+                   delete_cache=(UPLOADS_KEPT_SECONDS, UPLOADS_KEPT_SECONDS)) as app:
+        gr.Markdown(f"## S6 reads your digit\nPick the brush at the left of the box and draw a digit, or upload "
+                    f"a photo of one written on paper (up to {MAX_UPLOAD_MB} MB).")
         with gr.Row():
             with gr.Column():
                 with gr.Tab("Draw"):
@@ -75,7 +82,8 @@ def build_app(model, features=None):
                                                             color_mode="fixed"),
                                              elem_id="sketchpad")
                 with gr.Tab("Upload"):
-                    upload = gr.File(label="a photo or scan of one digit", type="filepath", elem_id="upload")
+                    upload = gr.File(label=f"a photo or scan of one digit, up to {MAX_UPLOAD_MB} MB", type="filepath",
+                                     elem_id="upload")
             with gr.Column():
                 answer = gr.Markdown(elem_id="verdict")
                 probabilities = gr.Label(label="probabilities", num_top_classes=10, elem_id="probabilities")
@@ -85,3 +93,10 @@ def build_app(model, features=None):
         sketchpad.change(lambda drawing: read_drawing(model, drawing, features), sketchpad, outputs)
         upload.change(lambda path: read_upload(model, path, features), upload, outputs)
     return app
+
+
+def serve(app, host="127.0.0.1", port=7860, **launch):
+    """Serve the page of `build_app` on `host`:`port` with the limits a page others may reach needs (see
+    MAX_UPLOAD_MB); `launch`: more of gr.Blocks.launch's options. Blocks until the server stops."""
+    app.queue(max_size=QUEUE_SIZE).launch(server_name=host, server_port=port,
+                                          max_file_size=MAX_UPLOAD_MB * 1024 * 1024, **launch)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from s6.config import TrainConfig, UserError
+from s6.config import NO_VALUE, TrainConfig, UserError, described, differences
 from s6.files import CheckpointError, save_torch
+from s6.results import is_epoch_record
 from s6_model import MODELS
 
 
@@ -22,14 +23,14 @@ def threads_of(device):
     return torch.get_num_threads() if torch.device(device).type == "cpu" else None
 
 
-def checkpoint_state(run, config, history):
+def checkpoint_state(run, history):
     """What checkpoint.pt holds after the last epoch of `history` (epoch 0 before any)."""
     # torch before 2.4 puts OneCycleLR's annealing method in its state, which weights_only loading refuses;
     # the method comes from the constructor anyway
     scheduler = {name: value for name, value in run.scheduler.state_dict().items() if not callable(value)}
     device = next(run.model.parameters()).device
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "scheduler": scheduler,
-            "epoch": history[-1]["epoch"] if history else 0, "history": history, "config": config.to_dict(),
+            "epoch": history[-1]["epoch"] if history else 0, "history": history, "config": run.config.to_dict(),
             "model_class": type(run.model).__name__, "threads": threads_of(device),
             "ema": run.ema.state_dict() if run.ema else None}
 
@@ -109,7 +110,8 @@ def check_checkpoint(state, path):
         raise CheckpointError(f"{path} holds weights only, not a checkpoint of a run: it cannot be resumed")
     kinds = {"model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "history": list}
     wrong = [name for name, kind in kinds.items() if not isinstance(state.get(name), kind)]
-    if wrong or state["epoch"] != len(state["history"]) or not isinstance(state.get("ema"), dict | None):
+    if (wrong or state["epoch"] != len(state["history"]) or not all(map(is_epoch_record, state["history"]))
+            or not isinstance(state.get("ema"), dict | None)):
         raise CheckpointError(f"{path} is not a whole checkpoint ({', '.join(wrong) or 'its epochs'} not as S6 "
                               f"writes them): start the run again with --overwrite")
 
@@ -117,15 +119,21 @@ def check_checkpoint(state, path):
 def restore_checkpoint(path, run):
     """Load checkpoint.pt into a freshly set-up run. Returns (last finished epoch, history so far).
 
-    A UserError where the checkpoint's CPU epochs ran on another number of threads than torch uses now: the
-    resumed run would not repeat an uninterrupted one (bfloat16 sums are reduced in another order).
+    A one-line UserError where the run would not continue exactly the one saved: a network of another class, a
+    config that differs in anything but where it runs (TrainConfig's SAME_RESULT), or CPU epochs that ran on
+    another number of threads than torch uses now (bfloat16 sums would be reduced in another order).
     """
     state = load_torch_file(path)
     check_checkpoint(state, path)
     trained_class, network_class = state.get("model_class", type(run.model).__name__), type(run.model).__name__
     if trained_class != network_class:
         raise CheckpointError(f"{path} is a run of {trained_class}, not of {network_class}: resume it with the "
-                              f"network it trained")
+                              f"network it trained, fit(..., model={trained_class})")
+    changed = differences(config_from_record(state["config"], path), run.config)
+    if changed:
+        raise UserError(f"{path} holds a run of another config ({described(changed)}): a resume continues the run "
+                        f"as it was saved, so give its own config, load_config('{path}'), or start a new run in "
+                        f"another folder")
     threads, now = state.get("threads"), threads_of(next(run.model.parameters()).device)
     if threads is not None and now is not None and threads != now:
         raise UserError(f"{path}: its epochs ran on {threads} CPU threads, and this resume would run on {now}, so "
@@ -141,16 +149,28 @@ def restore_checkpoint(path, run):
     return state["epoch"], state["history"]
 
 
+# Labels that earlier versions of S6 saved beside the values they stood for, which the records hold too
+RETIRED_LABELS = ("recipe",)
+
+
 def config_from_record(saved, source):
-    """The TrainConfig a checkpoint or metrics.json saved; a field added since counts as its default."""
+    """The TrainConfig a checkpoint or metrics.json saved. A field the record lacks, added to TrainConfig since, is
+    read as the value every run before the field trained with (its `before`), never as today's default; a
+    CheckpointError where that value is not known, or the record holds a setting this version lacks."""
     if not isinstance(saved, dict):
         raise CheckpointError(f"{source} holds no config as S6 writes it: start the run again with --overwrite")
+    saved = {name: value for name, value in saved.items() if name not in RETIRED_LABELS}
     unknown = sorted(set(saved) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise CheckpointError(f"{source} was written by a version of S6 with settings this one does not have "
                               f"({', '.join(unknown)}): use that version, or start a new run")
+    missing = [f for f in fields(TrainConfig) if f.name not in saved]
+    unknowable = [f.name for f in missing if f.metadata["before"] is NO_VALUE]
+    if unknowable:
+        raise CheckpointError(f"{source} was written before TrainConfig.{unknowable[0]} existed, and what its run "
+                              f"trained with there is not known: train it again")
     try:
-        return TrainConfig(**saved)
+        return TrainConfig(**{f.name: f.metadata["before"] for f in missing}, **saved)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{source} holds a config this version rejects: {error}") from None
 

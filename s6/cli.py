@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from s6.checkpoints import load_weights
-from s6.config import RECIPES, TrainConfig, UserError
+from s6.config import NAMED_RECIPES, RECIPE_FIELDS, RECIPE_NAMES, TrainConfig, UserError, recipe
 from s6.data import MnistDataError
 from s6.training import TrainingDiverged
 from s6_model import MODELS
@@ -33,21 +33,27 @@ def parser_for(doc):
     return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_config_flags(parser, names=None):
-    """A --flag for each TrainConfig field (or those in `names`), with the field's help and default.
+def add_config_flags(parser, names=None, recipes=True):
+    """A --flag for each TrainConfig field (or those in `names`), with the field's help and default, and (with
+    `recipes`) --recipe, which picks the recipe the other flags change (s6.config.recipe).
 
     A flag left out parses as None, so that `given_settings` can tell what the user asked for.
     """
+    if recipes:
+        parser.add_argument("--recipe", choices=RECIPE_NAMES, help="the --model's own recipe, 'default', or a named "
+                            "one: " + "; ".join(f"'{name}' (for {', '.join(rows)})" for name, rows in
+                                                NAMED_RECIPES.items()) + " (default: default)")
     for f in fields(TrainConfig):
         if names is not None and f.name not in names:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = "the model's, in RECIPES, or the --recipe's" if f.name in RECIPES["net"] else f.default
+        default = f"{f.default}, or the --model's --recipe's" if recipes and f.name in RECIPE_FIELDS else f.default
         help = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
         if f.type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help)
         else:
-            parser.add_argument(flag, type=f.type if f.type in (int, float) else str, help=help)
+            parser.add_argument(flag, type=f.type if f.type in (int, float) else str, help=help,
+                                choices=f.metadata["choices"])
 
 
 def given_settings(args):
@@ -56,8 +62,10 @@ def given_settings(args):
 
 
 def config_from_args(args, **overrides):
-    """The TrainConfig the parsed flags describe; fields without a flag keep their defaults."""
-    return TrainConfig(**{**given_settings(args), **overrides})
+    """The complete TrainConfig the parsed flags describe: the --model's --recipe (s6.config.recipe), with every
+    other flag given on top."""
+    settings = {**given_settings(args), **overrides}
+    return recipe(getattr(args, "recipe", None) or "default", settings.pop("model", "net"), **settings)
 
 
 def positive_int(text):

@@ -23,10 +23,10 @@ import torch
 from s6.config import UserError
 from s6.data import MNIST_MEAN, MNIST_STD, mnist_dataset, normalize, to_unit_range
 from s6.files import WriteError, reason, refuse_to_replace, writable_folder, write_atomically
+from s6.runs import FP32_FILE, INT8_FILE  # the files' names, a run folder's
 from s6.speed import plain_max_pools
 from s6_model import count_parameters
 
-FP32_FILE, INT8_FILE = "model.onnx", "model-int8.onnx"
 INPUT, OUTPUT = "image", "logits"
 # The TorchScript exporter of torch 2.3 goes up to opset 17; the dynamo exporter starts at 18.
 OPSETS = {"torchscript": 17, "dynamo": 18}

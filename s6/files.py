@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from s6.config import UserError
 
@@ -115,8 +116,38 @@ def refuse_to_replace(paths, overwrite):
                         f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
 
 
-def check_outputs(paths, overwrite):
+def check_figure(path):
+    """A UserError where matplotlib cannot write a figure in the format `path`'s suffix names."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise UserError(f"{path}: matplotlib cannot write .{suffix} files; give a name ending in one of "
+                        f"{', '.join('.' + name for name in sorted(formats))}")
+
+
+def check_outputs(paths, overwrite, figures=()):
     """Before any long work, a one-line error where a file about to be written exists already (unless
-    `overwrite`) or could not be written later (`check_writable`). Returns the paths, as Paths."""
-    refuse_to_replace(paths, overwrite)
-    return [check_writable(path) for path in paths]
+    `overwrite`), could not be written later (`check_writable`), or, for the `figures` among them, is of a format
+    matplotlib cannot write. Returns the paths, as Paths."""
+    for figure in figures:
+        check_figure(figure)
+    refuse_to_replace([*paths, *figures], overwrite)
+    return [check_writable(path) for path in [*paths, *figures]]
+
+
+@contextlib.contextmanager
+def writing(paths, overwrite, figures=()):
+    """`check_outputs`, then a lock on each output until the block ends: a second command that would write one of
+    them meanwhile is refused at once, in one line, instead of one result replacing the other. Yields the paths."""
+    checked = check_outputs(paths, overwrite, figures)
+    with contextlib.ExitStack() as held:
+        for path in checked:
+            lock = FileLock(path.with_name(f".s6-{path.name}.lock"))
+            try:
+                held.enter_context(lock.acquire(blocking=False))
+            except Timeout:
+                raise UserError(f"{path} is being written by another command still running: wait for it to end, "
+                                f"or write elsewhere") from None
+        yield checked

@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator
 from s6.config import TARGET_ACC
 from s6.data import MNIST_MEAN, MNIST_STD
 from s6.results import accuracy, evaluated_epochs, prefix_of
+from s6_model import Net
 
 
 def model_summary(model, input_size=(1, 28, 28)):
@@ -133,9 +134,9 @@ def plot_ablation(ablation, target=TARGET_ACC):
     return fig
 
 
-def plot_ladder(experiments, target=TARGET_ACC):
+def plot_ladder(experiments, target=TARGET_ACC, budget=Net.budget):
     """The path to Net, from results/experiments.json: each design's last-epoch test accuracy against its
-    parameters, labelled with the receptive field its features reach before the head."""
+    parameters, labelled with the receptive field its features reach before the head; a line at the budget."""
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     for name, run in experiments.items():
@@ -144,7 +145,7 @@ def plot_ladder(experiments, target=TARGET_ACC):
                     (run["parameters"], run["final_test_acc"]), textcoords="offset points", xytext=(7, -3),
                     fontsize=8)
     ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=f"{target}%")
-    ax.axvline(20_000, color="gray", linestyle=":", linewidth=1, label="20,000 parameters")
+    ax.axvline(budget, color="gray", linestyle=":", linewidth=1, label=f"{budget:,} parameters")
     ax.set(xscale="log", xlabel="parameters", ylabel="last-epoch test accuracy (%)",
            title="From a 593,200-parameter baseline to Net: one run each, 20 epochs",
            xlim=(3_000, 3_000_000))

@@ -19,6 +19,7 @@ from s6.checkpoints import CheckpointError, load_torch_file
 from s6.data import mnist_dataset, split_indices
 from s6.files import save_torch
 from s6.preparing import mnist_like
+from s6.runs import FEATURES_FILE  # DigitFeatures.save writes it beside the model.pt it describes
 
 # The network is unsure when its top probability is below this. Above it, the runner-up has at most 0.25,
 # so a reading that passes is also at least 0.5 ahead of the second likeliest digit.
@@ -28,7 +29,6 @@ MIN_PROBABILITY = 0.75
 # 1.5, 2 and 3, the lowest at which the reader names as many small digits right as the plainly upscaled picture
 # does on the most sets (doc/reader.md).
 SMALL_PICTURE_DISTANCE = 2.0
-FEATURES_FILE = "digit-features.pt"  # DigitFeatures.save writes it beside the model.pt it describes
 # The share of held-out training digits that DigitFeatures' threshold lets through as digits: of 0.995 and 0.99, the
 # one that called more of the chosen-on letters not a digit with under 1% of MNIST's test digits (doc/reader.md).
 DIGIT_QUANTILE = 0.99

@@ -5,11 +5,24 @@ accuracy under keys named for the images evaluated: test_loss and test_acc, or v
 the validation split. An epoch that was not evaluated has None there.
 """
 
+import numbers
 import statistics
 
 from s6.config import TARGET_ACC
 
 PREFIXES = {"test": "test", "validation": "val"}
+
+
+def is_epoch_record(epoch):
+    """Whether `epoch` is a history entry as S6 writes it: its number, the training loss, accuracy and rate, the
+    seconds, and the evaluation's loss and accuracy under one prefix (None for an epoch not evaluated)."""
+    if not isinstance(epoch, dict) or not isinstance(epoch.get("epoch"), int):
+        return False
+    trained = all(isinstance(epoch.get(key), numbers.Real) for key in ("train_loss", "train_acc", "lr", "seconds"))
+    evaluated = [p for p in PREFIXES.values() if f"{p}_acc" in epoch and f"{p}_loss" in epoch]
+    return trained and len(evaluated) == 1 and all(
+        epoch[f"{evaluated[0]}_{key}"] is None or isinstance(epoch[f"{evaluated[0]}_{key}"], numbers.Real)
+        for key in ("loss", "acc"))
 
 
 def prefix(eval_set):

@@ -1,26 +1,30 @@
 """Training: set-up, the training step and the epoch around it, evaluation, the weight average, and `fit`,
 which runs them all."""
 
+import contextlib
 import copy
 import inspect
 import json
+import random
 import time
+from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from s6.checkpoints import restore_checkpoint, save_model
-from s6.config import UserError, eval_set, get_device, seed_everything
+from s6.config import TrainConfig, UserError, eval_set, get_device, recipe_of, seed_everything
 from s6.data import make_loaders
 from s6.results import accuracy, prefix, prefix_of
-from s6.runs import check_room, save_epoch
-from s6.speed import Speed, speed_up
-from s6_model import MODELS, count_parameters
+from s6.runs import check_fresh, check_room, remove_made_from_weights, remove_run, run_lock, save_epoch
+from s6.speed import Speed, first_line, speed_up
+from s6_model import MODELS, count_parameters, layers_called
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,8 +40,13 @@ def build_model(config, device, model=None):
     """The network to train, on `device`: config.model's class from s6_model.MODELS, or `model`, a network of your
     own that maps (N, 1, 28, 28) images to (N, 10) logits: an nn.Module class (or any function returning a
     module), built here with dropout=config.dropout where it takes a `dropout` argument, or an nn.Module, of
-    which a copy is trained (its weights are where training starts)."""
-    model = MODELS[config.model] if model is None else model
+    which a copy is trained (its weights are where training starts). Raises UserError for a config.model that S6
+    does not have, when no network is given."""
+    if model is None:
+        if config.model not in MODELS:
+            raise UserError(f"TrainConfig.model={config.model!r} is not one of S6's networks ({', '.join(MODELS)}): "
+                            f"give the network to train, fit(config, model=...)")
+        model = MODELS[config.model]
     if isinstance(model, nn.Module):
         return copy.deepcopy(model).to(device)
     if not callable(model):
@@ -47,19 +56,40 @@ def build_model(config, device, model=None):
     return (model(dropout=config.dropout) if takes_dropout else model()).to(device)
 
 
+def network_name(network):
+    """What a run's config names `network`: its class's `key` (S6's networks and the lab's), else its class name."""
+    key = getattr(type(network), "key", None)
+    return key if isinstance(key, str) else type(network).__name__
+
+
 @torch.no_grad()
-def check_logits(model, device):
-    """A UserError, naming the shapes, where `model` does not map (N, 1, 28, 28) images to (N, 10) logits."""
-    training = model.training
+def check_network(model, device):
+    """A UserError, naming what is wrong, where `model` is not a network S6 can train: it has no parameters, it uses
+    layers that are not its submodules (kept in a plain list: torch neither trains nor saves them), or it does not
+    map (N, 1, 28, 28) images to (N, 10) logits (it returns another shape, or probabilities)."""
+    name = type(model).__name__
+    if count_parameters(model) == 0:
+        raise UserError(f"{name} has no parameters to train")
+    images = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
     try:
-        shape = tuple(model.eval()(torch.zeros(2, 1, 28, 28, device=device)).shape)
+        strays = [type(layer).__name__ for name, layer, _, _ in layers_called(model, images) if name is None]
+        output = model.eval()(images)
     except Exception as error:  # any layer's complaint about the input is the same mistake
-        raise UserError(f"{type(model).__name__} cannot read (N, 1, 28, 28) images: {error}") from None
+        raise UserError(f"{name} cannot read (N, 1, 28, 28) images: {first_line(error)}") from None
     finally:
-        model.train(training)
-    if shape != (2, 10):
-        raise UserError(f"{type(model).__name__} returns {shape} for 2 images of (1, 28, 28): S6 trains networks "
-                        f"that return (N, 10) logits")
+        model.train()
+    if strays:
+        raise UserError(f"{name} runs layers that are not its submodules ({', '.join(dict.fromkeys(strays))}): "
+                        f"held in a plain Python list or dict, they are neither trained nor saved; hold them in "
+                        f"nn.ModuleList, nn.ModuleDict or nn.Sequential")
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, 10):
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise UserError(f"{name} returns {shape} for 2 images of (1, 28, 28): S6 trains networks that return "
+                        f"(N, 10) logits")
+    output = output.float().cpu()
+    if output.min() >= 0 and torch.allclose(output.sum(1), torch.ones(2), atol=1e-4):
+        raise UserError(f"{name} returns probabilities (each row sums to 1, as after a softmax): S6's loss, "
+                        f"cross-entropy, takes the scores before it (logits); leave the softmax out")
 
 
 def build_optimizer(model, config, steps_per_epoch):
@@ -129,8 +159,9 @@ def evaluated(model, ema):
 
 
 class Run(NamedTuple):
-    """Everything a training run updates, built by `set_up`."""
+    """Everything a training run updates, built by `set_up`, and the config it trains with."""
 
+    config: TrainConfig  # the config given, its model named for the network trained (see `network_name`)
     model: nn.Module  # the network trained
     ema: WeightEMA | None  # its weight average, the network evaluated (see `evaluated`), or None
     optimizer: torch.optim.Optimizer
@@ -143,13 +174,16 @@ def set_up(config, device, steps_per_epoch, model=None, budget=None):
     """Seed, then build the model, the optimizer and its schedule (`steps_per_epoch`: an epoch's batches,
     len(train_loader)) and the weight average, and switch the speed tricks on.
 
-    model: a network of your own to train with the config's recipe instead of config.model's class (see
-    `build_model`). budget: a parameter count; a network over it is trained anyway, and Run.notes says by how much.
+    model: a network of your own to train with the config's settings instead of config.model's class (see
+    `build_model`); Run.config names it, as what a run prints and saves must. budget: a parameter count; a network
+    over it is trained anyway, and Run.notes says by how much. Raises UserError for a network S6 cannot train
+    (`check_network`).
     """
     seed_everything(config.seed)
     network = build_model(config, device, model)
     if model is not None:
-        check_logits(network, device)
+        check_network(network, device)
+        config = replace(config, model=network_name(network))
     optimizer, scheduler = build_optimizer(network, config, steps_per_epoch)
     ema = build_ema(network, config)
     speed = speed_up(network, config, ema)
@@ -158,7 +192,7 @@ def set_up(config, device, steps_per_epoch, model=None, budget=None):
     if budget is not None and parameters > budget:
         notes.append(f"{type(network).__name__} has {parameters:,} parameters, {parameters - budget:,} over the "
                      f"budget of {budget:,}: trained anyway")
-    return Run(network, ema, optimizer, scheduler, speed, notes)
+    return Run(config, network, ema, optimizer, scheduler, speed, notes)
 
 
 def training_step(run, images, labels, label_smoothing):
@@ -200,9 +234,13 @@ class EpochMetrics:
 
 
 def reseed(config, epoch):
-    """Seed torch from (seed, epoch), so that the shuffling, augmentation and dropout of epoch k do not depend
-    on how the run got there: a resumed run repeats an uninterrupted one."""
-    torch.manual_seed(config.seed * 10_000 + epoch)
+    """Seed torch, Python's random and numpy from (seed, epoch), so that the shuffling, augmentation and dropout of
+    epoch k, and whatever a network of one's own draws, do not depend on how the run got there: a resumed run
+    repeats an uninterrupted one."""
+    seed = config.seed * 10_000 + epoch
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy's seeds are 32-bit
 
 
 def train_one_epoch(run, loader, config, epoch, progress=True):
@@ -282,30 +320,42 @@ def format_epoch(record):
             f"{record['lr']:.3e} | {record['seconds']:7.1f}")
 
 
-def fit(config, out_dir=None, resume=False, progress=True, log=print, model=None, budget=None):
+def fit(config, out_dir=None, resume=False, overwrite=False, progress=True, log=print, model=None, budget=None):
     """Train `config.model` (or `model`, a network of your own: see `build_model`) as the config says. Returns
     (network, history): one record per epoch.
 
     The network returned is the one evaluated: the weight average when config.ema_decay is set. Without
     config.eval_each_epoch only the last epoch is evaluated: the others' accuracy and loss are None.
-    With `out_dir`, each epoch ends by writing checkpoint.pt and metrics.json there (atomically), and
-    the run ends with model.pt; `resume=True` continues from out_dir/checkpoint.pt, on the same number of CPU
-    threads. budget: see `set_up`.
+
+    With `out_dir`, the run holds a lock on the folder (a second run there is refused), each epoch ends by writing
+    checkpoint.pt and metrics.json there (atomically), and the run ends with model.pt. A folder that holds a run
+    already is refused, unless `overwrite`, which first deletes that run and the files made from its weights
+    (exports, digit features); `resume=True` continues the run saved there, exactly as it was configured and on
+    the same number of CPU threads, or refuses in one line. budget: see `set_up`.
     """
+    if resume and (not out_dir or overwrite):
+        raise UserError("fit(resume=True) continues the run in out_dir: give the folder, and no overwrite")
+    out_dir = Path(out_dir) if out_dir else None
+    with run_lock(out_dir) if out_dir else contextlib.nullcontext():
+        if out_dir and not resume:
+            check_fresh(out_dir, overwrite)  # before minutes of work
+        return _fit(config, out_dir, resume, progress, log, model, budget)
+
+
+def _fit(config, out_dir, resume, progress, log, model, budget):
     device = get_device(config.device)
     train_loader, eval_loader = make_loaders(config, device)
     run = set_up(config, device, len(train_loader), model, budget)
-    if resume and not out_dir:
-        raise UserError("fit(resume=True) continues the run in out_dir: give the folder")
-    out_dir = Path(out_dir) if out_dir else None
+    config = run.config
     done, history = restore_checkpoint(out_dir / "checkpoint.pt", run) if resume else (0, [])
-    if out_dir:
-        check_room(out_dir, run, config, history)  # a full disk is found now, not after the first epoch
+    if out_dir and done < config.epochs:
+        (remove_made_from_weights if resume else remove_run)(out_dir)  # they would be of other weights
+        check_room(out_dir, run, history)  # a full disk is found now, not after the first epoch
     evaluated_on = eval_set(config)
     log(f"config: {json.dumps(config.to_dict())}")
-    log(f"model {config.model if model is None else type(run.model).__name__}: "
-        f"{count_parameters(run.model):,} parameters | device {device} | pipeline {config.pipeline} | "
-        f"speed: {', '.join(run.speed.names) or 'none'}" + (f" | resuming after epoch {done}" if resume else ""))
+    log(f"model {config.model}: {count_parameters(run.model):,} parameters | recipe: {recipe_of(config)} | device "
+        f"{device} | pipeline {config.pipeline} | speed: {', '.join(run.speed.names) or 'none'}"
+        + (f" | resuming after epoch {done}" if resume else ""))
     for note in run.notes:
         log(f"note: {note}")
     log(epoch_header(evaluated_on))
@@ -319,7 +369,7 @@ def fit(config, out_dir=None, resume=False, progress=True, log=print, model=None
         history.append({"epoch": epoch, **train, **test, "seconds": time.perf_counter() - started})
         log(format_epoch(history[-1]))
         if out_dir:
-            save_epoch(out_dir, run, config, history)
+            save_epoch(out_dir, run, history)
     network = evaluated(run.model, run.ema)
     if out_dir:
         save_model(out_dir / "model.pt", network)

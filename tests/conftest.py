@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from s6_utils import TrainConfig  # noqa: E402
+from s6_utils import recipe  # noqa: E402
 
 # The real MNIST files: `../shared/mnist/install data` offline, torchvision's download online.
 DATA_DIR = os.environ.get("S6_DATA_DIR", str(ROOT / "data"))
@@ -26,6 +27,32 @@ SMALL = ["--epochs", "2", "--max-batches", "3", "--batch-size", "32", "--device"
 
 def quiet(*_):
     """A `log` for fit that prints nothing."""
+
+
+def stop_after_epoch(epoch):
+    """A `log` for fit that stops the run, as Ctrl-C does, once `epoch` is saved: when it logs the next one."""
+    def log(line):
+        if line.startswith(f"{epoch + 1:5d} |"):
+            raise KeyboardInterrupt
+    return log
+
+
+class LikeNet(nn.Module):
+    """Net's layers, written out here as a user would write a network of their own."""
+
+    def __init__(self, dropout=0.05):
+        super().__init__()
+
+        def block(c_in, c_out, p=0.0):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                                 *([nn.Dropout(p)] if p else []))
+
+        self.features = nn.Sequential(block(1, 8), block(8, 16), nn.MaxPool2d(2), block(16, 20), block(20, 20),
+                                      nn.MaxPool2d(2), block(20, 24, dropout), block(24, 32))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 10, 1), nn.Flatten())
+
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
 def without_seconds(history):
@@ -154,10 +181,11 @@ def offline(monkeypatch):
     monkeypatch.setattr(datasets.MNIST, "download", no_network)
 
 
-def small(**overrides):
-    """A config for runs of a few batches on the CPU, SMALL's; keyword arguments override fields."""
+def small(recipe_name="default", model="net", **overrides):
+    """A config for runs of a few batches on the CPU, SMALL's: `model`'s recipe `recipe_name` (s6.config.recipe)
+    with those settings, and the keyword arguments, on top."""
     settings = dict(epochs=2, max_batches=3, batch_size=32, data_dir=DATA_DIR, device="cpu")
-    return TrainConfig(**{**settings, **overrides})
+    return recipe(recipe_name, model, **{**settings, **overrides})
 
 
 @pytest.fixture

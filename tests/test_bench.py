@@ -5,6 +5,7 @@ import json
 import torch
 from conftest import DATA_DIR, assert_one_line_error
 
+from s6.config import TrainConfig, recipe_of
 from s6.data import make_loaders
 from s6.training import set_up
 from tools.bench import Trainer, seconds_to_target, step_phases
@@ -17,7 +18,7 @@ def test_bench_writes_both_pipelines_their_ratio_and_flops(tmp_path, run_in_proc
     assert result.returncode == 0, result.stderr
     bench = json.loads(out.read_text())
     assert set(bench["ways"]) == {"conventional", "fast", "quick"}
-    assert bench["ways"]["quick"]["config"]["recipe"] == "quick"
+    assert recipe_of(TrainConfig(**bench["ways"]["quick"]["config"])) == "quick"
     for way in bench["ways"].values():
         assert len(way["images_per_second"]) == 2 and way["median_images_per_second"] > 0
         assert 0 < way["fraction_of_matmul"] < 1
@@ -40,7 +41,7 @@ def test_seconds_to_target_count_epochs_not_evaluated_until_an_evaluated_one_rea
 
 
 def test_the_profile_times_the_phases_of_the_real_training_epoch_and_leaves_the_model_as_it_was(small_config):
-    config = small_config(recipe="quick")
+    config = small_config("quick")
     loader, _ = make_loaders(config, "cpu")
     run = set_up(config, "cpu", len(loader))
     phases = step_phases(run, loader, config, batches=2)
@@ -62,7 +63,7 @@ def test_more_batches_than_an_epoch_holds_are_trained_and_counted_as_the_images_
 
 
 def test_repetitions_beyond_the_recipes_steps_get_a_schedule_long_enough(small_config):
-    config = small_config(recipe="quick", **FIFTY_IMAGES)  # three epochs: six steps
+    config = small_config("quick", **FIFTY_IMAGES)  # three epochs: six steps
     trainer = Trainer(config, torch.device("cpu"), steps=1 + 15 * 2)
     for _ in range(1 + 15):
         trainer.train(2)

@@ -30,7 +30,6 @@ elsewhere), with what it is.
 import json
 import re
 import statistics
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -38,18 +37,15 @@ from functools import cache
 
 import nbformat
 import pytest
+from cogapp import Cog
 from conftest import ROOT
 
 from s6.config import TARGET_ACC
 from s6.data import MNIST_FILES
 from s6.reading import DIGIT_QUANTILE
 from s6.results import accuracy
-from s6_model import (
-    MODELS,
-    BaselineNet,
-    count_parameters,
-    feature_receptive_field,
-)
+from s6_model import MODELS, count_parameters, feature_receptive_field
+from tools.networks import NETWORKS, BaselineNet
 
 README = (ROOT / "README.md").read_text()
 DOCS = {path.name: path.read_text() for path in sorted((ROOT / "doc").glob("*.md"))}
@@ -273,12 +269,25 @@ class Figures:
 
 
 REGISTERED = [
+    # README.md, in the order of the text
     Figures("README.md", "the headline: Net's mean over its five seeds", seeds("net")),
-    # README.md: the results paragraph
-    # README.md: the notebook, the performance section, the photo-like digits
     Figures("README.md", "it trained for {} and ended at {}, first reaching 99.4% in epoch {}.",
           notebook("training time:", " s"), notebook("final test accuracy:", "%"),
           notebook("first epoch at >= 99.4%:")),
+    Figures("README.md", "predicts as PyTorch on {} of the 10,000",
+          derived("MIN_AGREEMENT in s6/export.py", lambda: __import__("s6.export").export.MIN_AGREEMENT, "{}%".format)),
+    Figures("README.md", "and evaluates after the last epoch only (`NAMED_RECIPES` in `s6/config.py`): 99.4% in {} of "
+                       "the default's seconds",
+          field(BENCH, "quick_to_fast_seconds_to_target", fmt="{:.2f}".format)),
+    Figures("README.md", "Its five seeds ended at {} ± {} ({} to {},", seeds("quick"),
+          seeds("quick", "final_test_acc_std", fmt=rounded(2)), seeds("quick", "final_test_acc_min"),
+          seeds("quick", "final_test_acc_max")),
+    Figures("README.md", "three of the five reach {}. TinyNet and SmallNet given its settings as flags ended at {} and "
+                       "{} on the validation split",
+          REACHED, val_mean("quick3-tiny-seed1", "quick3-tiny-seed2"),
+          val_mean("quick3-small-seed1", "quick3-small-seed2")),
+    Figures("README.md", "bf16 changes it less than seeds do (fp32 runs of seed 1: {} to {}; Net's five bf16 "
+                       "seeds: {} to {}).", *FP32_SPREAD),
     Figures("README.md", "The fast path is {} the conventional one here ({} to {} over the run's alternating pairs; "
                        "{} in the previous run, on an AMD EPYC). In that same run 99.4% took {} s with the quick "
                        "recipe, {} s with the default and {} s with the conventional pipeline. On one NVIDIA H100 "
@@ -287,130 +296,7 @@ REGISTERED = [
           field(AMD_BENCH, "speedup", fmt=RATIO),
           *[bench_way(way, "seconds_to_target", fmt="{:.0f} s".format) for way in ("quick", "fast", "conventional")],
           seconds_of("gpu-h100")),
-    Figures("README.md", "and evaluates after the last epoch only (`NAMED_RECIPES` in `s6/config.py`): 99.4% in {} of "
-                       "the default's seconds",
-          field(BENCH, "quick_to_fast_seconds_to_target", fmt="{:.2f}".format)),
-    Figures("README.md", "three of the five reach {}. TinyNet and SmallNet given its settings as flags ended at {} and "
-                       "{} on the validation split",
-          REACHED, val_mean("quick3-tiny-seed1", "quick3-tiny-seed2"),
-          val_mean("quick3-small-seed1", "quick3-small-seed2")),
-    Figures("doc/performance.md", "batch of 1,000 on one thread of the Intel Xeon, {} eager against {} for the "
-                                "layout alone",
-          field("results/export.json", "benchmark", "runs", "net-seed1", "ratio_to_pytorch_eager", "batch 1000",
-                "BatchNorm folded, channels-last layout", fmt=RATIO),
-          field("results/export.json", "benchmark", "runs", "net-seed1", "ratio_to_pytorch_eager", "batch 1000",
-                "channels-last layout", fmt=RATIO)),
-    # README.md: the exports
-    Figures("README.md", "predicts as PyTorch on {} of the 10,000",
-          derived("MIN_AGREEMENT in s6/export.py", lambda: __import__("s6.export").export.MIN_AGREEMENT, "{}%".format)),
-    # the quick recipe
-    Figures("doc/experiments.md", "(`results/quick/seeds.json`) then ended at {} ± {}, {} to {}: {} of the five at {} "
-                                "or more,",
-          seeds("quick"), seeds("quick", "final_test_acc_std", fmt=rounded(2)), seeds("quick", "final_test_acc_min"),
-          seeds("quick", "final_test_acc_max"), seeds("quick", "seeds_at_target", fmt=lambda n: NUMBER_WORDS[n]),
-          REACHED),
-    Figures("doc/experiments.md", "the same settings, ended at {} (TinyNet) and {} (SmallNet) on the validation split",
-          val_mean("quick3-tiny-seed1", "quick3-tiny-seed2"), val_mean("quick3-small-seed1", "quick3-small-seed2")),
-    Figures("doc/performance.md", "the fast way reaches {} of the fp32 matmul's",
-          derived(f"ways.fast.fraction_of_matmul in {BENCH}",
-                  lambda: 100 * read_json(BENCH)["ways"]["fast"]["fraction_of_matmul"], rounded(1, "%"))),
-    Figures("doc/performance.md", "memory ({} of a step)", step_share("data")),
-    Figures("doc/performance.md", "are about {} of a step together", step_share("optimizer", "weight average")),
-    Figures("doc/performance.md", "one pass over the 10,000 test images in fp32 took {}, ",
-          derived(f"ways.quick.profile.evaluation_seconds in {BENCH}",
-                  lambda: quick_profile()["evaluation_seconds"], rounded(1, " s"))),
-    Figures("doc/performance.md", "Start-up, outside every figure above**: {} before the first epoch",
-          derived(f"ways.quick.profile's python_and_imports_seconds + read_mnist_and_set_up_seconds in {BENCH}",
-                  lambda: quick_profile()["python_and_imports_seconds"]
-                  + quick_profile()["read_mnist_and_set_up_seconds"], rounded(1, " s"))),
-    Figures("doc/performance.md", "against {} for the same network in NCHW layout, as every evaluation ran before "
-                                "({}).",
-          derived(f"ways.quick.profile.evaluation_seconds_nchw in {BENCH}",
-                  lambda: quick_profile()["evaluation_seconds_nchw"], "{:.2f} s".format),
-          derived(f"ways.quick.profile's evaluation_seconds_nchw / evaluation_seconds in {BENCH}",
-                  lambda: quick_profile()["evaluation_seconds_nchw"] / quick_profile()["evaluation_seconds"],
-                  "{:.1f}x".format)),
-    Figures("doc/performance.md", "of its five test seeds, three ended at {} or more and two at {} and {} "
-                                "(`results/quick/seeds.json`; the seed in this benchmark ended at {}), where the "
-                                "five-epoch recipe kept all five at {} or more",
-          REACHED, run_acc("quick-seed2"), run_acc("quick-seed3"), bench_way("quick", "final_test_acc"),
-          field("results/earlier/quick-5epochs/quick/seeds.json", "summary", "final_test_acc_min")),
-    Figures("README.md", "Its five seeds ended at {} ± {} ({} to {},", seeds("quick"),
-          seeds("quick", "final_test_acc_std", fmt=rounded(2)), seeds("quick", "final_test_acc_min"),
-          seeds("quick", "final_test_acc_max")),
-    Figures("doc/experiments.md", "first reached 99.4%: {} (run Y at epoch 5", run_acc("validation/Y", epoch=4)),
-    Figures("doc/experiments.md", "It ended at {} and {}, with a training accuracy on augmented images ({} for seed 1",
-          val("quick3-s1"), val("quick3-s2"), run_acc("validation/quick3-s1", key="train_acc")),
-    Figures("doc/experiments.md", "Without it, {} and {}.", val("quick3e99L0-s1"), val("quick3e99L0-s2")),
-    Figures("doc/experiments.md", "a peak of 0.2 without augmentation ended at {} and {}; with augmentation of ±5°, "
-                                  "±5% and zoom ±5%, at {} and {}; batch 64 (seed 1) at {}, with",
-          val("quick3e99L0lr2-s1"), val("quick3e99L0lr2-s2"), val("quick3e99Llr2-s1"), val("quick3e99Llr2-s2"),
-          val("quick3e99L0b64-s1")),
-    Figures("doc/experiments.md", "the light augmentation was lower than none ({} and {} against {} and {}), and a "
-                                  "peak of 0.4 (seed 1) level with 0.2 ({}).",
-          val("quick4e99L5lr2-s1"), val("quick4e99L5lr2-s2"), val("quick4e99L0lr2-s1"), val("quick4e99L0lr2-s2"),
-          val("quick4e99L0lr4-s1")),
-    Figures("doc/experiments.md", "its test seed 1 ended at {}, below {}, and seed 2 at {} (",
-          run_acc("earlier/quick-4epochs-noaug/quick-seed1"), stated("99.40%", "the quick recipe's bar for every seed"),
-          run_acc("earlier/quick-4epochs-noaug/quick-seed2")),
-    Figures("doc/experiments.md", "ended at {} and {} on the validation split, the best mean of the variants ({} "
-                                  "against {}),",
-          val("quick5e99L0lr2-s1"), val("quick5e99L0lr2-s2"), val_mean("quick5e99L0lr2-s1", "quick5e99L0lr2-s2"),
-          val_mean("quick4e99L0lr2-s1", "quick4e99L0lr2-s2")),
-    Figures("README.md", "bf16 changes it less than seeds do (fp32 runs of seed 1: {} to {}; Net's five bf16 "
-                       "seeds: {} to {}).", *FP32_SPREAD),
-    Figures("doc/robustness.md", "of {} photo-like pictures of MNIST test digits, {} kinds of trouble",
-          derived("the sum of results/photo-digits.json total",
-                  lambda: sum(read_json("results/photo-digits.json")["total"].values()), INTEGER),
-          derived("the kinds in results/photo-digits.json per_kind",
-                  lambda: len(read_json("results/photo-digits.json")["per_kind"]), NUMBER_WORDS.__getitem__)),
-    Figures("doc/robustness.md", "read {} right, flagged {} as unsure and called {} not a digit; it read {} wrong with "
-                       "confidence",
-          field("results/photo-digits.json", "total", "right", fmt=INTEGER),
-          field("results/photo-digits.json", "total", "unsure", fmt=INTEGER),
-          field("results/photo-digits.json", "total", "not a digit", fmt=INTEGER),
-          field("results/photo-digits.json", "total", "wrong", fmt=NUMBER_WORDS.__getitem__)),
-
-    # README.md and doc/reader.md: the reader's sets of small digits and of pictures that are no digit
-    Figures("doc/robustness.md", "(reported part, at 8x8: {} right against {}; block-counted: {} against {})",
-          small_share("MNIST shrunk", "8x8", "reader accuracy"),
-          small_share("MNIST shrunk", "8x8", "yardstick accuracy"),
-          small_share("block-counted", "8x8", "reader accuracy"),
-          small_share("block-counted", "8x8", "yardstick accuracy")),
-    Figures("doc/robustness.md", '"not a digit", unsure or blank for {} of {} such pictures, while {} of the MNIST '
-                               "test digits read right are called not a digit",
-          field(NON_DIGITS, "caught", fmt=SHARE1), field(NON_DIGITS, "non-digits", fmt=INTEGER),
-          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2)),
-    Figures("doc/reader.md", "on the reported part {} against {} at 8x8 ({} called not a digit) and {} against {} at "
-                           "16x16, and on the part it was chosen on {} against {} at 16x16.",
-          small_share("block-counted", "8x8", "reader accuracy"),
-          small_share("block-counted", "8x8", "yardstick accuracy"),
-          small_share("block-counted", "8x8", "reader not a digit"),
-          small_share("block-counted", "16x16", "reader accuracy"),
-          small_share("block-counted", "16x16", "yardstick accuracy"),
-          small_share("block-counted", "16x16", "reader accuracy", "chosen on"),
-          small_share("block-counted", "16x16", "yardstick accuracy", "chosen on")),
-    Figures("doc/reader.md", "the threshold is the distance that {} of the other", OUTSIDE_THRESHOLD),
-    Figures("doc/reader.md", "lie beyond the threshold a little more often than {}.", OUTSIDE_THRESHOLD),
-    Figures("doc/reader.md", "The standard deviations and the {} (against the channel means alone and {})",
-          OUTSIDE_THRESHOLD, stated("0.5%", "1 - DIGIT_QUANTILE before the letters set")),
-    Figures("doc/reader.md", "standard deviations and 1%, {}, at {} of the MNIST test digits read right called not a "
-                           "digit (the bound: 1%)",
-          field(LETTERS, "parts", "chosen on", "caught", fmt=SHARE1),
-          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2)),
-    Figures("doc/robustness.md", '"not a digit" or unsure for {} of the {} in fonts none of the choices were made on',
-          field(LETTERS, "parts", "reported", "caught", fmt=SHARE1),
-          field(LETTERS, "parts", "reported", "pictures", fmt=INTEGER)),
-    Figures("doc/reader.md", "`results/non-digits.json`): {} pictures drawn from a seed",
-          field(NON_DIGITS, "non-digits", fmt=INTEGER)),
-    Figures("doc/reader.md", "In all, {} of them are called not a digit, unsure or blank, while of the {} MNIST test "
-                           "digits (saved as PNG) that the network reads right, {} are called not a digit. The "
-                           "threshold sits at a squared distance of {};",
-          field(NON_DIGITS, "caught", fmt=SHARE1), field(NON_DIGITS, "mnist test digits read right", fmt=IMAGES),
-          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2),
-          field(NON_DIGITS, "threshold", fmt="{:.1f}".format)),
-
-    # doc/experiments.md: the four budgets against their targets
+    # doc/experiments.md, in the order of the text
     Figures("doc/experiments.md", "A mean of {} against ≥ {}, and seed 4 ended at {} against ≥ {} for every seed; "
                                 "the median first epoch at 99.4% is {} (target",
           seeds("net", fmt=PERCENT3), TARGETS["net"], run_acc("net-seed4"), TARGETS["net every seed"],
@@ -438,7 +324,39 @@ REGISTERED = [
           run_acc("micro-seed1")),
     Figures("doc/experiments.md", "its training accuracy on augmented images ({} for seed 1 in its last epoch)",
           run_acc("micro-seed1", key="train_acc")),
-    # doc/experiments.md: distillation
+    Figures("doc/experiments.md", "the public reference at the smallest budget",
+            derived("the parameters of tools/frontier.py's last REFERENCES point",
+                    lambda: __import__("tools.frontier").frontier.REFERENCES[-1][0], COUNT)),
+    Figures("doc/experiments.md", "the first SmallNet", seeds("earlier/small7026/small", "parameters", COUNT)),
+    Figures("doc/experiments.md", "moved it most: {} and {} against {} and {} with Net's ({} on the mean)",
+          val("8k1L-s1"), val("8k1L-s2"), val("8k1-s1"), val("8k1-s2"),
+          val_gap(["8k1L-s1", "8k1L-s2"], ["8k1-s1", "8k1-s2"], rounded(3, sign=True))),
+    Figures("doc/experiments.md", "the first SmallNet's wider variant",
+            field("results/validation/8k10L-s1/metrics.json", "parameters", fmt=COUNT)),
+    Figures("doc/experiments.md", "A peak learning rate of 0.2 was lower ({} mean) and one of 0.4 level with 0.1 "
+                                "({} against {}),",
+          val_mean("8k1Llr2-s1", "8k1Llr2-s2"), val_mean("8k1Llr4-s1b", "8k1Llr4-s2"),
+          val_mean("8k1L-s1", "8k1L-s2", fmt=PERCENT3)),
+    Figures("doc/experiments.md", "Its five test seeds then ended at {} ± {} "
+                                "(`results/earlier/small7026/small/seeds.json`), below TinyNet's {} with",
+          seeds("earlier/small7026/small"), seeds("earlier/small7026/small", "final_test_acc_std", rounded(2)),
+          seeds("tiny")),
+    Figures("doc/experiments.md", "It ended at {} and {} (`8kW`), a mean of {} against {} for",
+          val("8kW-s1"), val("8kW-s2"), val_mean("8kW-s1", "8kW-s2", fmt=PERCENT3),
+          val_mean("8k1Llr4-s1b", "8k1Llr4-s2")),
+    Figures("doc/experiments.md", "The separable design ended {} above the earlier, all-full TinyNet of {} "
+                                  "parameters on the same split ({} against {} for TB and TB2, below)",
+          val_gap(["5k1-s1", "5k1-s2"], ["TB", "TB2"]), seeds("earlier/tiny4966/tiny", "parameters", COUNT),
+          val_mean("5k1-s1", "5k1-s2", fmt=PERCENT3), val_mean("TB", "TB2", fmt=PERCENT3)),
+    Figures("doc/experiments.md", "moved it most: {} at 0.2, {} at 0.4, so TinyNet",
+          val_mean("5k1Llr2-s1", "5k1Llr2-s2"), val_mean("5k1Llr4-s1", "5k1Llr4-s2")),
+    Figures("doc/experiments.md", "a peak learning rate of 0.2 or 0.4 did ({} and {}), and a warm-up of 30% of the "
+                                "steps did most ({}), so MicroNet keeps",
+          val_mean("2k1lr2-s1", "2k1lr2-s2"), val_mean("2k1lr4-s1", "2k1lr4-s2"),
+          val_mean("2k1pct3-s1", "2k1pct3-s2")),
+    Figures("doc/experiments.md", "The two together were no better ({}).", val_mean("2k1lr2pct3-s1", "2k1lr2pct3-s2")),
+    Figures("doc/experiments.md", "beat the current Net ({} and {} on seeds 1 and 2, runs Y and Y2 below)",
+          val("Y"), val("Y2")),
     Figures("doc/experiments.md", "and MicroNet distilled from them ended {} (T = 4) and {} (T = 2) below its own "
                                 "recipe on seed 1, {} with the teacher's weight at 0.9.",
           val_gap(["2k1pct3-s1"], ["2kkdT4m5-seed1"]), val_gap(["2k1pct3-s1"], ["2kkdT2m5-seed1"]),
@@ -459,35 +377,41 @@ REGISTERED = [
                                 "the mean of the five committed Nets {} (",
           field("results/bench-distilled.json", "distilled_to_fast_seconds", fmt=RATIO),
           field("results/bench-distilled-ensemble.json", "distilled_to_fast_seconds", fmt=RATIO)),
-    # doc/experiments.md: how each budget's recipe was chosen
-    Figures("doc/experiments.md", "moved it most: {} and {} against {} and {} with Net's ({} on the mean)",
-          val("8k1L-s1"), val("8k1L-s2"), val("8k1-s1"), val("8k1-s2"),
-          val_gap(["8k1L-s1", "8k1L-s2"], ["8k1-s1", "8k1-s2"], rounded(3, sign=True))),
-    Figures("doc/experiments.md", "A peak learning rate of 0.2 was lower ({} mean) and one of 0.4 level with 0.1 "
-                                "({} against {}),",
-          val_mean("8k1Llr2-s1", "8k1Llr2-s2"), val_mean("8k1Llr4-s1b", "8k1Llr4-s2"),
-          val_mean("8k1L-s1", "8k1L-s2", fmt=PERCENT3)),
-    Figures("doc/experiments.md", "Its five test seeds then ended at {} ± {} "
-                                "(`results/earlier/small7026/small/seeds.json`), below TinyNet's {} with",
-          seeds("earlier/small7026/small"), seeds("earlier/small7026/small", "final_test_acc_std", rounded(2)),
-          seeds("tiny")),
-    Figures("doc/experiments.md", "It ended at {} and {} (`8kW`), a mean of {} against {} for",
-          val("8kW-s1"), val("8kW-s2"), val_mean("8kW-s1", "8kW-s2", fmt=PERCENT3),
-          val_mean("8k1Llr4-s1b", "8k1Llr4-s2")),
-    Figures("doc/experiments.md", "The separable design ended {} above the earlier, all-full TinyNet of 4,966 "
-                                  "parameters on the same split ({} against {} for TB and TB2, below)",
-          val_gap(["5k1-s1", "5k1-s2"], ["TB", "TB2"]),
-          val_mean("5k1-s1", "5k1-s2", fmt=PERCENT3), val_mean("TB", "TB2", fmt=PERCENT3)),
-    Figures("doc/experiments.md", "moved it most: {} at 0.2, {} at 0.4, so TinyNet",
-          val_mean("5k1Llr2-s1", "5k1Llr2-s2"), val_mean("5k1Llr4-s1", "5k1Llr4-s2")),
-    Figures("doc/experiments.md", "a peak learning rate of 0.2 or 0.4 did ({} and {}), and a warm-up of 30% of the "
-                                "steps did most ({}), so MicroNet keeps",
-          val_mean("2k1lr2-s1", "2k1lr2-s2"), val_mean("2k1lr4-s1", "2k1lr4-s2"),
-          val_mean("2k1pct3-s1", "2k1pct3-s2")),
-    Figures("doc/experiments.md", "The two together were no better ({}).", val_mean("2k1lr2pct3-s1", "2k1lr2pct3-s2")),
-    Figures("doc/experiments.md", "beat the current Net ({} and {} on seeds 1 and 2, runs Y and Y2 below)",
-          val("Y"), val("Y2")),
-    # doc/experiments.md: the validation runs for Net, and the first TinyNets
+    Figures("doc/experiments.md", "first reached 99.4%: {} (run Y at epoch 5", run_acc("validation/Y", epoch=4)),
+    Figures("doc/experiments.md", "It ended at {} and {}, with a training accuracy on augmented images ({} for seed 1",
+          val("quick3-s1"), val("quick3-s2"), run_acc("validation/quick3-s1", key="train_acc")),
+    Figures("doc/experiments.md", "Without it, {} and {}.", val("quick3e99L0-s1"), val("quick3e99L0-s2")),
+    Figures("doc/experiments.md", "the steps the weight average's warm-up takes to reach 0.998, and three epochs of "
+                                  "the validation split's training part",
+            derived("n where (1 + n) / (10 + n) reaches 0.998 (s6/training.py's WeightEMA)",
+                    lambda: round((10 * 0.998 - 1) / (1 - 0.998)), COUNT),
+            derived("3 epochs of ceil(50,000 / 128) batches", lambda: 3 * -(-50_000 // 128), COUNT)),
+    Figures("doc/experiments.md", "a peak of 0.2 without augmentation ended at {} and {}; with augmentation of ±5°, "
+                                  "±5% and zoom ±5%, at {} and {}; batch 64 (seed 1) at {}, with",
+          val("quick3e99L0lr2-s1"), val("quick3e99L0lr2-s2"), val("quick3e99Llr2-s1"), val("quick3e99Llr2-s2"),
+          val("quick3e99L0b64-s1")),
+    Figures("doc/experiments.md", "the light augmentation was lower than none ({} and {} against {} and {}), and a "
+                                  "peak of 0.4 (seed 1) level with 0.2 ({}).",
+          val("quick4e99L5lr2-s1"), val("quick4e99L5lr2-s2"), val("quick4e99L0lr2-s1"), val("quick4e99L0lr2-s2"),
+          val("quick4e99L0lr4-s1")),
+    Figures("doc/experiments.md", "its test seed 1 ended at {}, below {}, and seed 2 at {} (",
+          run_acc("earlier/quick-4epochs-noaug/quick-seed1"), stated("99.40%", "the quick recipe's bar for every seed"),
+          run_acc("earlier/quick-4epochs-noaug/quick-seed2")),
+    Figures("doc/experiments.md", "ended at {} and {} on the validation split, the best mean of the variants ({} "
+                                  "against {}),",
+          val("quick5e99L0lr2-s1"), val("quick5e99L0lr2-s2"), val_mean("quick5e99L0lr2-s1", "quick5e99L0lr2-s2"),
+          val_mean("quick4e99L0lr2-s1", "quick4e99L0lr2-s2")),
+    Figures("doc/experiments.md", "(`results/quick/seeds.json`) then ended at {} ± {}, {} to {}: {} of the five at {} "
+                                "or more,",
+          seeds("quick"), seeds("quick", "final_test_acc_std", fmt=rounded(2)), seeds("quick", "final_test_acc_min"),
+          seeds("quick", "final_test_acc_max"), seeds("quick", "seeds_at_target", fmt=lambda n: NUMBER_WORDS[n]),
+          REACHED),
+    Figures("doc/experiments.md", "the same settings, ended at {} (TinyNet) and {} (SmallNet) on the validation split",
+          val_mean("quick3-tiny-seed1", "quick3-tiny-seed2"), val_mean("quick3-small-seed1", "quick3-small-seed2")),
+    Figures("doc/experiments.md", "Net's earlier versions' parameters (A-W2)",
+            field("results/earlier/bench-net16754.json", "parameters", fmt=COUNT)),
+    Figures("doc/experiments.md", "Net's earlier versions' parameters (A-W2)",
+            field("results/earlier/bench-net16754.json", "parameters", fmt=COUNT)),
     Figures("doc/experiments.md", "Without it, seeds 1 and 2 ended at {} and {} (F, F2) against {} and {} with it "
                                 "(D, D2): a mean {} lower,",
           val("F"), val("F2"), val("D"), val("D2"),
@@ -497,12 +421,22 @@ REGISTERED = [
     Figures("doc/experiments.md", "ended at {} and {} (X, X2), above every earlier run.", val("X"), val("X2")),
     Figures("doc/experiments.md", "seeds 1 and 2 ended at {} and {} (Y, Y2), a mean {} lower than X and X2,",
           val("Y"), val("Y2"), val_gap(["X", "X2"], ["Y", "Y2"], rounded(3))),
+    Figures("doc/experiments.md", "TinyNet's earliest version's parameters (TA and TA0)",
+            field("results/earlier/seeds-tiny4818.json", "summary", "parameters", fmt=COUNT)),
+    Figures("doc/experiments.md", "the all-full TinyNet's parameters",
+            seeds("earlier/tiny4966/tiny", "parameters", COUNT)),
+    Figures("doc/experiments.md", "TinyNet's earliest version's parameters (TA and TA0)",
+            field("results/earlier/seeds-tiny4818.json", "summary", "parameters", fmt=COUNT)),
     Figures("doc/experiments.md", "Dropout in the early blocks cost the 4,818-parameter TinyNet {} (TA against TA0)",
           val_gap(["TA0"], ["TA"])),
+    Figures("doc/experiments.md", "the all-full TinyNet's parameters",
+            seeds("earlier/tiny4966/tiny", "parameters", COUNT)),
     Figures("doc/experiments.md", "Dropout (TB {} against TA0 {}). Trained on all 60,000 images with seeds 1–5 it "
                                   "ended at a mean of {} (`results/earlier/tiny4966/tiny/seeds.json`)",
           val("TB"), val("TA0"), seeds("earlier/tiny4966/tiny")),
-    # doc/experiments.md: from 593,200 parameters to under 20,000
+    Figures("doc/experiments.md", "what a dense layer over Net's 32x7x7 map would cost",
+            derived("the parameters of nn.Linear(32 * 7 * 7, 10)",
+                    lambda: count_parameters(__import__("torch").nn.Linear(32 * 7 * 7, 10)), COUNT)),
     Figures("doc/experiments.md", "nothing that 20 epochs show: {}, the most accurate", experiment("baseline")),
     Figures("doc/experiments.md", "it ends at {}, only {} above its epoch-10 accuracy",
           experiment("arch1"), experiment_gap("arch1's final_test_acc less its test_acc[9]",
@@ -520,11 +454,11 @@ REGISTERED = [
           stated("98.5%", "the first S6 README's best epoch for its second architecture"),
           stated("98.75%", "the first S6 README's best epoch for its third architecture"),
           experiment("arch1"), experiment("arch3"), experiment("arch2")),
-
-    # doc/performance.md: the CPU benchmark
-    Figures("doc/performance.md", "the three fp32 runs of seed 1 (the conventional one here and the two H100 runs "
-                                  "below) ended at {} to {}, inside the {} to {} of Net's five bf16 seeds",
-            *FP32_SPREAD),
+    Figures("doc/experiments.md", "the first S6 README's parameter counts of architectures 1-3",
+            stated("5,828", "the first S6 README's count for its first architecture"),
+            stated("14,468", "the first S6 README's count for its second architecture"),
+            stated("19,764", "the first S6 README's count for its third architecture")),
+    # doc/performance.md, in the order of the text
     Figures("doc/performance.md", "The nine pairs' ratios range from {} to {} (fast {}–{} images/s, conventional "
                                   "{}–{}).",
           bench_pairs(min), bench_pairs(max), bench_rates("fast", min), bench_rates("fast", max),
@@ -532,11 +466,47 @@ REGISTERED = [
     Figures("doc/performance.md", "Both full runs passed 99.4% ({} conventional, {} fast).",
           bench_way("conventional", "final_test_acc"), bench_way("fast", "final_test_acc")),
     Figures("doc/performance.md", "so their seconds compare less fairly: {} s against {} s to 99.4%, {}.",
-          bench_way("conventional", "seconds_to_target", "{:.0f}".format),
-          bench_way("fast", "seconds_to_target", "{:.0f}".format),
+          bench_way("conventional", "seconds_to_target", "{:.0f} s".format),
+          bench_way("fast", "seconds_to_target", "{:.0f} s".format),
           derived(f"{BENCH}: the conventional way's seconds_to_target over the fast one's",
                   lambda: (read_json(BENCH)["ways"]["conventional"]["seconds_to_target"]
                            / read_json(BENCH)["ways"]["fast"]["seconds_to_target"]), "{:.1f}x".format)),
+    Figures("doc/performance.md", "the three fp32 runs of seed 1 (the conventional one here and the two H100 runs "
+                                  "below) ended at {} to {}, inside the {} to {} of Net's five bf16 seeds",
+            *FP32_SPREAD),
+    Figures("doc/performance.md", "the fast way reaches {} of the fp32 matmul's",
+          derived(f"ways.fast.fraction_of_matmul in {BENCH}",
+                  lambda: 100 * read_json(BENCH)["ways"]["fast"]["fraction_of_matmul"], rounded(1, "%"))),
+    Figures("doc/performance.md", "memory ({} of a step)", step_share("data")),
+    Figures("doc/performance.md", "the quick and the fast way's images/s",
+            bench_way("quick", "median_images_per_second", IMAGES), bench_way("fast", "median_images_per_second",
+                                                                              IMAGES)),
+    Figures("doc/performance.md", "are about {} of a step together", step_share("optimizer", "weight average")),
+    Figures("doc/performance.md", "one pass over the 10,000 test images in fp32 took {}, ",
+          derived(f"ways.quick.profile.evaluation_seconds in {BENCH}",
+                  lambda: quick_profile()["evaluation_seconds"], rounded(1, " s"))),
+    Figures("doc/performance.md", "against {} for the same network in NCHW layout, as every evaluation ran before "
+                                "({}).",
+          derived(f"ways.quick.profile.evaluation_seconds_nchw in {BENCH}",
+                  lambda: quick_profile()["evaluation_seconds_nchw"], "{:.2f} s".format),
+          derived(f"ways.quick.profile's evaluation_seconds_nchw / evaluation_seconds in {BENCH}",
+                  lambda: quick_profile()["evaluation_seconds_nchw"] / quick_profile()["evaluation_seconds"],
+                  "{:.1f}x".format)),
+    Figures("doc/performance.md", "batch of 1,000 on one thread of the Intel Xeon, {} eager against {} for the "
+                                "layout alone",
+          field("results/export.json", "benchmark", "runs", "net-seed1", "ratio_to_pytorch_eager", "batch 1000",
+                "BatchNorm folded, channels-last layout", fmt=RATIO),
+          field("results/export.json", "benchmark", "runs", "net-seed1", "ratio_to_pytorch_eager", "batch 1000",
+                "channels-last layout", fmt=RATIO)),
+    Figures("doc/performance.md", "Start-up, outside every figure above**: {} before the first epoch",
+          derived(f"ways.quick.profile's python_and_imports_seconds + read_mnist_and_set_up_seconds in {BENCH}",
+                  lambda: quick_profile()["python_and_imports_seconds"]
+                  + quick_profile()["read_mnist_and_set_up_seconds"], rounded(1, " s"))),
+    Figures("doc/performance.md", "of its five test seeds, three ended at {} or more and two at {} and {} "
+                                "(`results/quick/seeds.json`; the seed in this benchmark ended at {}), where the "
+                                "five-epoch recipe kept all five at {} or more",
+          REACHED, run_acc("quick-seed2"), run_acc("quick-seed3"), bench_way("quick", "final_test_acc"),
+          field("results/earlier/quick-5epochs/quick/seeds.json", "summary", "final_test_acc_min")),
     Figures("doc/performance.md", "took the ratio from {} to {}; widening the 14x14 layers for accuracy brought it "
                                 "to {}, and taking Dropout out of those layers too, with the NCHW layout below, to {}.",
           field("results/earlier/bench-net16754-dropout-convs1-5.json", "speedup", fmt=RATIO),
@@ -555,7 +525,6 @@ REGISTERED = [
           bench_way("fast", "median_images_per_second", IMAGES, "results/earlier/bench-net19506-nchw.json"),
           bench_way("fast", "median_images_per_second", IMAGES, AMD_BENCH),
           field(BENCH, "speedup", fmt=RATIO)),
-    # doc/performance.md: on a GPU
     Figures("doc/performance.md", "trained 20 epochs in {}, evaluation included", seconds_of("gpu-h100")),
     Figures("doc/performance.md", "ending at {}, first at 99.4% in epoch {}. With `--no-cuda-graphs` "
                                 "(`results/gpu-h100-eager`): {}, ending at {}.",
@@ -565,46 +534,62 @@ REGISTERED = [
           seconds_of("gpu-h100-eager"), seconds_of("gpu-h100")),
     Figures("doc/performance.md", "{} against {} eager (`results/earlier/gpu-h200`,",
           seconds_of("earlier/gpu-h200"), seconds_of("earlier/gpu-h200-eager")),
-    # doc/experiments.md: the parameter counts of earlier designs, from the runs that trained them
-    Figures("doc/experiments.md", "the public reference at the smallest budget",
-            derived("the parameters of tools/frontier.py's last REFERENCES point",
-                    lambda: __import__("tools.frontier").frontier.REFERENCES[-1][0], COUNT)),
-    Figures("doc/experiments.md", "the first SmallNet", seeds("earlier/small7026/small", "parameters", COUNT)),
-    Figures("doc/experiments.md", "the first SmallNet's wider variant",
-            field("results/validation/8k10L-s1/metrics.json", "parameters", fmt=COUNT)),
-    Figures("doc/experiments.md", "the all-full TinyNet, three times",
-            *[seeds("earlier/tiny4966/tiny", "parameters", COUNT)] * 3),
-    Figures("doc/experiments.md", "Net's earlier versions A-W2, twice",
-            *[field("results/earlier/bench-net16754.json", "parameters", fmt=COUNT)] * 2),
-    Figures("doc/experiments.md", "TinyNet's earliest version, TA and TA0, twice",
-            *[field("results/earlier/seeds-tiny4818.json", "summary", "parameters", fmt=COUNT)] * 2),
-    Figures("doc/experiments.md", "the steps the weight average's warm-up takes to reach 0.998, and three epochs of "
-                                  "the validation split's training part",
-            derived("n where (1 + n) / (10 + n) reaches 0.998 (s6/training.py's WeightEMA)",
-                    lambda: round((10 * 0.998 - 1) / (1 - 0.998)), COUNT),
-            derived("3 epochs of ceil(50,000 / 128) batches", lambda: 3 * -(-50_000 // 128), COUNT)),
-    Figures("doc/experiments.md", "the first S6 README's parameter counts of architectures 1-3",
-            stated("5,828", "the first S6 README's count for its first architecture"),
-            stated("14,468", "the first S6 README's count for its second architecture"),
-            stated("19,764", "the first S6 README's count for its third architecture")),
-    # doc/performance.md: the benchmark's seconds and speeds in its bullets
-    Figures("doc/performance.md", "the full runs' seconds to 99.4%, conventional and fast",
-            bench_way("conventional", "seconds_to_target", "{:.0f} s".format),
-            bench_way("fast", "seconds_to_target", "{:.0f} s".format)),
-    Figures("doc/performance.md", "the quick and the fast way's images/s",
-            bench_way("quick", "median_images_per_second", IMAGES), bench_way("fast", "median_images_per_second",
-                                                                              IMAGES)),
-    Figures("doc/experiments.md", "what a dense layer over Net's 32x7x7 map would cost",
-            derived("the parameters of nn.Linear(32 * 7 * 7, 10)",
-                    lambda: count_parameters(__import__("torch").nn.Linear(32 * 7 * 7, 10)), COUNT)),
+    # doc/reader.md, in the order of the text
+    Figures("doc/reader.md", "on the reported part {} against {} at 8x8 ({} called not a digit) and {} against {} at "
+                           "16x16, and on the part it was chosen on {} against {} at 16x16.",
+          small_share("block-counted", "8x8", "reader accuracy"),
+          small_share("block-counted", "8x8", "yardstick accuracy"),
+          small_share("block-counted", "8x8", "reader not a digit"),
+          small_share("block-counted", "16x16", "reader accuracy"),
+          small_share("block-counted", "16x16", "yardstick accuracy"),
+          small_share("block-counted", "16x16", "reader accuracy", "chosen on"),
+          small_share("block-counted", "16x16", "yardstick accuracy", "chosen on")),
+    Figures("doc/reader.md", "the threshold is the distance that {} of the other", OUTSIDE_THRESHOLD),
+    Figures("doc/reader.md", "lie beyond the threshold a little more often than {}.", OUTSIDE_THRESHOLD),
+    Figures("doc/reader.md", "The standard deviations and the {} (against the channel means alone and {})",
+          OUTSIDE_THRESHOLD, stated("0.5%", "1 - DIGIT_QUANTILE before the letters set")),
+    Figures("doc/reader.md", "`results/non-digits.json`): {} pictures drawn from a seed",
+          field(NON_DIGITS, "non-digits", fmt=INTEGER)),
+    Figures("doc/reader.md", "In all, {} of them are called not a digit, unsure or blank, while of the {} MNIST test "
+                           "digits (saved as PNG) that the network reads right, {} are called not a digit. The "
+                           "threshold sits at a squared distance of {};",
+          field(NON_DIGITS, "caught", fmt=SHARE1), field(NON_DIGITS, "mnist test digits read right", fmt=IMAGES),
+          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2),
+          field(NON_DIGITS, "threshold", fmt="{:.1f}".format)),
+    Figures("doc/reader.md", "standard deviations and 1%, {}, at {} of the MNIST test digits read right called not a "
+                           "digit (the bound: 1%)",
+          field(LETTERS, "parts", "chosen on", "caught", fmt=SHARE1),
+          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2)),
+    # doc/robustness.md, in the order of the text
+    Figures("doc/robustness.md", "of {} photo-like pictures of MNIST test digits, {} kinds of trouble",
+          derived("the sum of results/photo-digits.json total",
+                  lambda: sum(read_json("results/photo-digits.json")["total"].values()), INTEGER),
+          derived("the kinds in results/photo-digits.json per_kind",
+                  lambda: len(read_json("results/photo-digits.json")["per_kind"]), NUMBER_WORDS.__getitem__)),
+    Figures("doc/robustness.md", "read {} right, flagged {} as unsure and called {} not a digit; it read {} wrong with "
+                       "confidence",
+          field("results/photo-digits.json", "total", "right", fmt=INTEGER),
+          field("results/photo-digits.json", "total", "unsure", fmt=INTEGER),
+          field("results/photo-digits.json", "total", "not a digit", fmt=INTEGER),
+          field("results/photo-digits.json", "total", "wrong", fmt=NUMBER_WORDS.__getitem__)),
+    Figures("doc/robustness.md", "(reported part, at 8x8: {} right against {}; block-counted: {} against {})",
+          small_share("MNIST shrunk", "8x8", "reader accuracy"),
+          small_share("MNIST shrunk", "8x8", "yardstick accuracy"),
+          small_share("block-counted", "8x8", "reader accuracy"),
+          small_share("block-counted", "8x8", "yardstick accuracy")),
+    Figures("doc/robustness.md", '"not a digit", unsure or blank for {} of {} such pictures, while {} of the MNIST '
+                               "test digits read right are called not a digit",
+          field(NON_DIGITS, "caught", fmt=SHARE1), field(NON_DIGITS, "non-digits", fmt=INTEGER),
+          field(NON_DIGITS, "share of them called not a digit", fmt=SHARE2)),
+    Figures("doc/robustness.md", '"not a digit" or unsure for {} of the {} in fonts none of the choices were made on',
+          field(LETTERS, "parts", "reported", "caught", fmt=SHARE1),
+          field(LETTERS, "parts", "reported", "pictures", fmt=INTEGER)),
 ]
-
-
 MNIST_IMAGES = {name: (size - 16) // 784 for name, (size, _, _) in MNIST_FILES.items() if "images" in name}
 # Facts of the code and the data set, which any document may state: a figure equal to one needs no registering
 FACTS = [
-    *[Source(f"count_parameters({cls.__name__}()) in s6_model.py", lambda cls=cls: count_parameters(cls()), COUNT)
-      for cls in MODELS.values()],
+    *[Source(f"count_parameters({cls.__name__}())", lambda cls=cls: count_parameters(cls()), COUNT)
+      for cls in (*MODELS.values(), *NETWORKS.values())],
     Source("MNIST's training images (s6/data.py's MNIST_FILES)", lambda: MNIST_IMAGES["train-images-idx3-ubyte"],
            COUNT),
     Source("MNIST's test images (s6/data.py's MNIST_FILES)", lambda: MNIST_IMAGES["t10k-images-idx3-ubyte"], COUNT),
@@ -614,47 +599,6 @@ FACTS = [
     Source("CALIBRATION_IMAGES in s6/export.py", lambda: __import__("s6.export").export.CALIBRATION_IMAGES, COUNT),
     Source("the evaluation's batch (s6/data.py) and inference_speed.BATCHES'", lambda: 1_000, COUNT),
 ]
-
-def lines_of(table):
-    return [line for line in table.splitlines() if line.strip()]
-
-
-@cache
-def printed_tables():
-    """(document, lines, the command and file they come from) for each table a command prints."""
-    from s6_export import export_table
-    from tools.ablation import table as ablation_table
-    from tools.bench import table as bench_table
-    from tools.experiments import table as experiments_table
-    from tools.frontier import load_sweeps, references_table
-    from tools.frontier import table as frontier_table
-    from tools.letters import table as letters_table
-    from tools.non_digits import table as non_digits_table
-    from tools.small_digits import table as small_digits_table
-
-    header, rule, *rows = lines_of(frontier_table(load_sweeps(RESULTS)))
-    # one entry per row, so that a failure names the seeds.json the row comes from
-    frontier = [([header, rule], "`python -m tools.frontier`")]
-    frontier += [([row], f"`python -m tools.frontier` from results/{cells(row)[1]}/seeds.json") for row in rows]
-    cpu = lines_of(bench_table(read_json(BENCH)))
-    return [
-        *[(document, lines, source) for document in ("README.md", "doc/experiments.md") for lines, source in frontier],
-        ("README.md", lines_of(ablation_table(read_json(ABLATION))), f"`python -m tools.ablation` from {ABLATION}"),
-        ("doc/experiments.md", lines_of(references_table()), "`python -m tools.frontier` from its REFERENCES"),
-        ("doc/performance.md", cpu, "`python -m tools.bench` from results/bench.json"),
-        ("doc/performance.md", lines_of(bench_table(read_json("results/bench-cuda.json"))),
-         "`python -m tools.bench` from results/bench-cuda.json"),
-        ("doc/experiments.md", lines_of(experiments_table(read_json("results/experiments.json"))),
-         "`python -m tools.experiments` from results/experiments.json"),
-        ("README.md", lines_of(export_table(read_json("results/export.json"))),
-         "`python s6_export.py` from results/export.json"),
-        ("doc/reader.md", lines_of(small_digits_table(read_json(SMALL))),
-         f"`python -m tools.small_digits` from {SMALL}"),
-        ("doc/reader.md", lines_of(letters_table(read_json(LETTERS))), f"`python -m tools.letters` from {LETTERS}"),
-        ("doc/reader.md", lines_of(non_digits_table(read_json(NON_DIGITS))),
-         f"`python -m tools.non_digits` from {NON_DIGITS}"),
-    ]
-
 
 def cells(line):
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -713,19 +657,40 @@ def test_ci_runs_the_readmes_test_command():
     assert "python -m pytest -q" in ci and "python -m pytest -q" in README
 
 
+def cog_lines(text):
+    """The lines of `text` in its cog blocks, from a [[[cog line to its [[[end]]] line: tables a tool writes."""
+    inside, lines = False, set()
+    for line in text.splitlines():
+        inside = inside or "[[[cog" in line
+        if inside:
+            lines.add(line)
+        inside = inside and "[[[end]]]" not in line
+    return lines
+
+
 def checked_lines(name):
-    """The lines of document `name` that a test compares whole: printed tables, validation and benchmark rows."""
-    lines = {line for document, table, _ in printed_tables() if document == name for line in table}
-    return lines | {"doc/experiments.md": {row for row, *_ in validation_rows()},
-                    "doc/performance.md": {row for row, _ in earlier_bench_rows()}}.get(name, set())
+    """The lines of document `name` that a test compares whole: tables a tool writes (cog), validation and benchmark
+    rows."""
+    rows = {"doc/experiments.md": {row for row, *_ in validation_rows()},
+            "doc/performance.md": {row for row, _ in earlier_bench_rows()}}
+    return cog_lines(DOCUMENTS[name]) | rows.get(name, set())
+
+
+def unbound(figure):
+    """Whether a figure is free to stand anywhere: the target, and the facts of the code and the data."""
+    return figure == TARGET_FIGURE or figure in {source.figure() for source in FACTS}
 
 
 def figures_shown(name):
-    """(figure, the line it is in) for each figure of document `name` outside the lines compared whole, less the
-    target and the facts of the code and the data."""
-    checked, facts = checked_lines(name), {source.figure() for source in FACTS}
-    return [(match.group(0), line.strip()) for line in DOCUMENTS[name].splitlines() if line not in checked
-            for match in FIGURE.finditer(line) if match.group(0) not in facts | {TARGET_FIGURE}]
+    """(figure, its offset in the document) of each figure document `name` shows, in order, outside the lines
+    compared whole, less those `unbound`."""
+    checked, shown, offset = checked_lines(name), [], 0
+    for line in DOCUMENTS[name].splitlines(keepends=True):
+        if line.rstrip("\n") not in checked:
+            shown += [(match.group(0), offset + match.start()) for match in FIGURE.finditer(line)
+                      if not unbound(match.group(0))]
+        offset += len(line)
+    return shown
 
 
 def nearest(figure, sources):
@@ -740,44 +705,48 @@ def nearest(figure, sources):
     return f"{best.figure()} from {best.where}" if best else "none of its unit"
 
 
+def context(name, offset):
+    """The words of document `name` around `offset`, for a failure message."""
+    return DOCUMENTS[name][max(0, offset - 60):offset + 40].replace("\n", " ")
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
-def test_each_figure_a_document_shows_is_the_one_its_registered_source_gives(name):
-    shown = Counter(figure for figure, _ in figures_shown(name))
-    sources = [source for entry in REGISTERED if entry.document == name for source in entry.sources]
-    problems = []
-    for source in sources:
+def test_each_figure_a_document_shows_is_its_registered_sources_in_the_place_registered(name):
+    """The document's figures, in order, are its registered sources', in order: a figure changed by hand, or two
+    swapped, fail here; a sentence reworded around its figures does not. A registered figure the scan does not see
+    (a count, a number in words) must stand between the scanned figures registered before and after it."""
+    text, shown = DOCUMENTS[name], figures_shown(name)
+    sources = [(entry, source) for entry in REGISTERED if entry.document == name for source in entry.sources]
+    everything = [source for _, source in sources] + FACTS
+    position, after = 0, 0
+    for entry, source in sources:
         expected = source.figure()
-        if FIGURE.fullmatch(expected) and shown[expected]:
-            shown[expected] -= 1
-        elif FIGURE.fullmatch(expected) or not re.search(rf"(?<![\w.,]){re.escape(expected)}(?!\w|[.,]\d)",
-                                                         DOCUMENTS[name]):
-            # a count or a number in words, which the scan does not see: it must be there
-            problems.append(f"{name} no longer shows {expected}, from {source.where}")
-    context = dict(figures_shown(name))
-    problems += [f"{name} shows {figure} ({context[figure][:100]!r}), which no registered source gives (nearest: "
-                 f"{nearest(figure, sources + FACTS)}): correct it, or add its source to REGISTERED"
-                 for figure, left in shown.items() for _ in range(left)]
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("document, lines, source", printed_tables(),
-                         ids=[f"{document}: {source}" for document, _, source in printed_tables()])
-def test_tables_in_the_documents_are_the_ones_the_commands_print(document, lines, source):
-    text = DOCUMENTS[document]
-    problems = []
-    for line in lines:
-        if line in text:
+        if FIGURE.fullmatch(expected) and not unbound(expected):
+            if position == len(shown):
+                pytest.fail(f"{name} no longer shows {expected}, from {source.where} ({entry})")
+            figure, offset = shown[position]
+            assert figure == expected, (
+                f"{name} shows {figure} where {entry} registers {expected}, from {source.where}: "
+                f"{context(name, offset)!r} (the source nearest {figure}: {nearest(figure, everything)}); correct "
+                f"the figure, or its entry in REGISTERED")
+            position, after = position + 1, offset + len(figure)
             continue
-        # name the figures of the row that differs: the document's row with the same first two cells
-        key = cells(line)[:2]
-        row = next((row for row in text.splitlines() if row.startswith("|") and cells(row)[:2] == key), None)
-        if row is None:
-            problems.append(f"{document} lacks the line {source} prints: {line}")
-        else:
-            differ = [f"{found!r} where {source} prints {printed!r}"
-                      for found, printed in zip(cells(row), cells(line), strict=False) if found != printed]
-            problems.append(f"{document}, row {' | '.join(key)}: {'; '.join(differ)}")
-    assert not problems, "\n".join(problems)
+        until = shown[position][1] if position < len(shown) else len(text)
+        found = re.search(rf"(?<![\w.,]){re.escape(expected)}(?!\w|[.,]\d)", text[after:until])
+        assert found, (f"{name} no longer shows {expected}, from {source.where}, where {entry} registers it: "
+                       f"{context(name, after)!r}")
+        after += found.end()
+    for figure, offset in shown[position:]:
+        pytest.fail(f"{name} shows {figure} ({context(name, offset)!r}), which no registered source gives (nearest: "
+                    f"{nearest(figure, everything)}): correct it, or add its source to REGISTERED in its place")
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_the_documents_tables_are_the_ones_their_tools_write(name, monkeypatch, capsys):
+    """Each table a tool computes stands in a cog block that prints it from the committed record: `cog -r -I .
+    README.md doc/*.md` writes them, and this is `cog --check`."""
+    monkeypatch.chdir(ROOT)
+    assert Cog().main(["cog", "--check", "-I", str(ROOT), str(ROOT / name)]) == 0, capsys.readouterr().out
 
 
 def test_validation_rows_quote_the_validation_runs():
@@ -823,7 +792,7 @@ def test_fp32_runs_of_seed_1_end_within_the_spread_of_nets_bf16_seeds():
 
 def test_experiments_models_table_is_the_code():
     for key in ("baseline", "arch1", "arch2", "arch3", "net"):
-        cls = MODELS[key]
+        cls = {**MODELS, **NETWORKS}[key]
         row = f"| `{cls.__name__}` (`{key}`) | {count_parameters(cls()):,} | {feature_receptive_field(cls())} |"
         assert row in DOCS["experiments.md"], row
     assert f"{count_parameters(BaselineNet()):,}" in DOCS["experiments.md"]

@@ -2,9 +2,10 @@
 
 import json
 
-from conftest import DATA_DIR
+from conftest import DATA_DIR, assert_one_line_error
 
-from s6_model import MODELS, count_parameters
+from s6_model import count_parameters
+from tools.experiments import EXPERIMENTS
 
 
 def test_experiments_write_one_record_per_model_and_a_rerun_of_one_keeps_the_others(tmp_path, run_in_process):
@@ -16,7 +17,8 @@ def test_experiments_write_one_record_per_model_and_a_rerun_of_one_keeps_the_oth
     first = json.loads(out.read_text())
     assert list(first) == ["arch1", "net"]  # the order of the story, not of the runs
     for name, record in first.items():
-        assert record["parameters"] == count_parameters(MODELS[name]())
+        assert record["parameters"] == count_parameters(EXPERIMENTS[name]())
+        assert record["config"]["model"] == name
         assert len(record["test_acc"]) == 2 and record["final_test_acc"] == record["test_acc"][-1]
         assert record["best_test_acc"] == max(record["test_acc"])
         assert record["seconds_per_epoch"] > 0 and "first_epoch_at_target" in record
@@ -24,7 +26,11 @@ def test_experiments_write_one_record_per_model_and_a_rerun_of_one_keeps_the_oth
     assert plot.stat().st_size > 0
     assert "| arch1 | 5,642 | 10 |" in result.stdout
 
-    again = run_in_process("tools/experiments.py", "--models", "net", "--seed", "2", *common)
+    refused = run_in_process("tools/experiments.py", "--models", "net", "--seed", "2", *common)
+    assert_one_line_error(refused)
+    assert "exist already" in refused.stderr and "--overwrite" in refused.stderr
+    assert json.loads(out.read_text()) == first, "nothing replaced without --overwrite"
+    again = run_in_process("tools/experiments.py", "--models", "net", "--seed", "2", *common, "--overwrite")
     assert again.returncode == 0, again.stderr
     second = json.loads(out.read_text())
     assert list(second) == ["arch1", "net"]

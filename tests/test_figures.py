@@ -29,4 +29,4 @@ def test_figures_of_a_run_of_ones_own_network_is_a_one_line_error(finished_run, 
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "model_class": "MyNet"}))
     result = run_in_process("tools/figures.py", tmp_path / "run", "--out", tmp_path / "doc")
     assert_one_line_error(result)
-    assert "a network of its user's own (MyNet)" in result.stderr
+    assert "a run of MyNet, a network S6 does not have" in result.stderr

@@ -1,9 +1,13 @@
-"""tools/frontier.py: the frontier table and figure, written from the four committed seed sweeps."""
+"""tools/frontier.py: the frontier table and figure, written from the four committed seed sweeps; as every tool, it
+checks what it will write before it starts, and holds it while it writes."""
+
+import subprocess
+import sys
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import ROOT, assert_one_line_error
 
-from s6.config import TrainConfig
+from s6.config import recipe
 from s6_model import MODELS, count_parameters
 from tools import frontier
 
@@ -13,7 +17,7 @@ def test_each_budget_is_its_models_five_seeds_with_its_recipes_epochs_under_the_
         key = frontier.BUDGETS[budget]
         assert stats["parameters"] == count_parameters(MODELS[key]()) < budget
         assert stats["seeds"] == [1, 2, 3, 4, 5]
-        assert stats["epochs"] == TrainConfig(model=key).epochs
+        assert stats["epochs"] == recipe(model=key).epochs
 
 
 def test_frontier_writes_the_figure_and_prints_one_row_per_budget(tmp_path, capsys):
@@ -59,3 +63,34 @@ def test_the_references_table_prints_one_row_per_point_with_its_count_figure_and
     assert header == "| parameters | test accuracy | repository | what the figure is |"
     assert rows[0].startswith("| 18,594 | 99.60% | `piygr/s6erav1` | the best of 20 logged epochs")
     assert len(rows) == len(frontier.REFERENCES)
+
+
+WRITER = """import sys, time
+from s6.files import writing
+with writing([], True, figures=[sys.argv[1]]):
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("suffix", ["xyz", "PNG "])
+def test_a_figure_matplotlib_cannot_write_ends_in_one_line_before_any_work(tmp_path, run_in_process, monkeypatch,
+                                                                          suffix):
+    monkeypatch.setattr(frontier, "load_sweeps", lambda: pytest.fail("the work started"))
+    result = run_in_process("tools/frontier.py", "--out", tmp_path / f"f.{suffix}")
+    assert_one_line_error(result)
+    assert "matplotlib cannot write" in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_second_command_writing_the_same_figure_is_refused_at_once_in_one_line(tmp_path, run_in_process):
+    figure = tmp_path / "frontier.png"
+    first = subprocess.Popen([sys.executable, "-c", WRITER, str(figure)], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE)
+    try:
+        assert first.stdout.readline() == "writing\n"
+        second = run_in_process("tools/frontier.py", "--out", figure, "--overwrite")
+    finally:
+        first.kill()
+        first.wait()
+    assert_one_line_error(second)
+    assert f"{figure} is being written by another command still running" in second.stderr

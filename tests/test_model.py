@@ -1,4 +1,4 @@
-"""s6_model.py: the budgets, the ingredients, the receptive fields."""
+"""s6_model.py: the budgets, the ingredients, the receptive fields; and the lab's networks (tools/networks.py)."""
 
 import re
 
@@ -9,28 +9,23 @@ from torch import nn
 from s6.plots import model_summary
 from s6_model import (
     MODELS,
-    BaselineNet,
-    MicroNet,
     Net,
     ReceptiveFieldError,
-    SmallNet,
-    TinyNet,
     count_parameters,
     describe,
     feature_receptive_field,
     receptive_field,
     separable_bn,
 )
+from tools.networks import NETWORKS, BaselineNet
 
-BUDGETS = {Net: 20_000, SmallNet: 8_000, TinyNet: 5_000, MicroNet: 2_000}
 
-
-@pytest.mark.parametrize("model_class", BUDGETS)
+@pytest.mark.parametrize("model_class", MODELS.values())
 def test_each_budget_model_is_under_its_budget(model_class):
-    assert count_parameters(model_class()) < BUDGETS[model_class]
+    assert count_parameters(model_class()) < model_class.budget
 
 
-@pytest.mark.parametrize("model_class", BUDGETS)
+@pytest.mark.parametrize("model_class", MODELS.values())
 def test_each_budget_model_sees_32_pixels_before_the_average_and_keeps_28x28_to_7x7(model_class):
     rows = receptive_field(model_class())
     assert feature_receptive_field(model_class()) == 32
@@ -43,11 +38,13 @@ def test_separable_block_costs_a_depthwise_and_a_pointwise_convolution():
     assert block(torch.zeros(2, 16, 7, 7)).shape == (2, 24, 7, 7)
 
 
-def test_the_budget_models_are_found_by_the_keys_the_flags_and_results_folders_use():
-    assert [MODELS[key] for key in ("net", "small", "tiny", "micro")] == list(BUDGETS)
+def test_s6s_networks_are_one_per_budget_found_by_the_keys_the_flags_and_results_folders_use():
+    assert {key: cls.budget for key, cls in MODELS.items()} == {"net": 20_000, "small": 8_000, "tiny": 5_000,
+                                                               "micro": 2_000}
+    assert not set(MODELS) & set(NETWORKS), "the lab's networks are no product choice"
 
 
-@pytest.mark.parametrize("model_class", BUDGETS)
+@pytest.mark.parametrize("model_class", MODELS.values())
 def test_compact_models_use_batchnorm_dropout_and_global_average_pooling(model_class):
     kinds = {type(layer) for layer in model_class().modules()}
     assert nn.BatchNorm2d in kinds
@@ -70,9 +67,9 @@ def test_net_with_dropout_zero_has_no_dropout_layers():
     assert not any(isinstance(m, nn.Dropout) for m in Net(dropout=0.0).modules())
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, *NETWORKS])
 def test_every_model_maps_images_to_logits(name):
-    model = MODELS[name]().eval()
+    model = {**MODELS, **NETWORKS}[name]().eval()
     out = model(torch.randn(5, 1, 28, 28))
     assert out.shape == (5, 10)
     assert not torch.allclose(out.exp().sum(1), torch.ones(5), atol=1e-3)  # not log-probabilities
@@ -161,3 +158,28 @@ def test_a_module_with_weights_beside_its_layers_is_named_where_the_receptive_fi
 
     with pytest.raises(ReceptiveFieldError, match="at its top: a module with layers of its own also has weights"):
         receptive_field(OwnWeights())
+
+
+class LayersInAList(nn.Module):
+    """A network of one's own that keeps its convolutions in a plain Python list: torch does not see them."""
+
+    def __init__(self):
+        super().__init__()
+        self.convs = [nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)]
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 10, 1), nn.Flatten())
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return self.head(x)
+
+
+def test_layers_kept_in_a_plain_list_are_named_where_the_receptive_field_would_miss_them():
+    with pytest.raises(ReceptiveFieldError, match="at a Conv2d that is not its submodule"):
+        receptive_field(LayersInAList())
+    assert "nn.ModuleList" in describe(LayersInAList())
+
+
+def test_a_network_without_parameters_or_layers_is_described_without_an_error():
+    assert describe(nn.Flatten()) == "Flatten: 0 parameters, a receptive field of 1 pixel before the head"
+    assert receptive_field(nn.Sequential(nn.MaxPool2d(2), nn.Flatten()))[0]["receptive_field"] == 2

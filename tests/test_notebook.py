@@ -76,7 +76,7 @@ def short_run(committed):
     notebook.cells.insert(config_index + 1, cell_with(SHORT_RUN, "short-run"))
     notebook.cells.remove(tagged(notebook, "app"))
     own = tagged(notebook, "own-training")
-    own.source = shortened(own.source, 'TrainConfig(recipe="quick")', 'TrainConfig(recipe="quick", max_batches=10)')
+    own.source = shortened(own.source, 'recipe("quick")', 'recipe("quick", max_batches=10)')
     export = tagged(notebook, "export")
     export.source = shortened(export.source, "overwrite=True)", "overwrite=True, limit=1000, calibration_images=300)")
     training, data, model = (tagged(notebook, tag).source for tag in ("training", "data", "model"))

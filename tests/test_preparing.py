@@ -11,11 +11,11 @@ from s6.checkpoints import CheckpointError
 from s6.data import mnist_dataset, normalize
 from s6.preparing import load_digit, mnist_like, prepare
 from s6.reading import FEATURES_FILE, DigitFeatures, read_digit
-from s6_model import BaselineNet
 from tools import letters as letters_set
 from tools import non_digits as non_digits_script
 from tools import photo_digits as photo_digits_script
 from tools import small_digits as small_digits_script
+from tools.networks import BaselineNet
 from tools.non_digits import mnist_test_distances, non_digits, verdicts
 from tools.photo_digits import KINDS, outcome, photo_digits
 from tools.small_digits import SETS, small_digit_figures

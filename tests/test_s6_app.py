@@ -1,26 +1,24 @@
 """s6_app.py: its functions give a message, never an error, for bad input; in a real browser it reads
 digits drawn on its sketchpad and uploaded as files, and shows what the network sees.
 
-The browser test drives Debian's Chromium (/usr/bin/chromium, package `chromium`) with Playwright. Where
-Gradio, Playwright or Chromium is missing the tests that need it are skipped, unless S6_REQUIRE_BROWSER=1
-(as in CI) makes that a failure. With
-S6_SCREENSHOT=PATH it saves the page, after a drawn 7, to PATH: the README's picture of the app.
+The browser test drives Debian's Chromium (/usr/bin/chromium, package `chromium`) with Playwright, through the
+functions of tools/app_screenshot.py, which writes the README's picture of the app. Where Gradio, Playwright or
+Chromium is missing the tests that need it are skipped, unless S6_REQUIRE_BROWSER=1 (as in CI) makes that a failure.
 """
 
 import math
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, as_photo
+from conftest import ROOT, as_photo, assert_one_line_error
 from PIL import Image
 
+from tools.app_screenshot import SEVEN, VIEWPORT, app_served, chromium, draw, open_page, preview_shown, verdict_becomes
 from tools.letters import stroke_glyph
 from tools.non_digits import on_sketchpad, smiley
 
@@ -32,7 +30,7 @@ except ImportError:
         raise
     pytest.skip("gradio is not installed", allow_module_level=True)
 import s6_app  # noqa: E402
-from s6.app import read_drawing, read_upload  # noqa: E402
+from s6.app import MAX_UPLOAD_MB, read_drawing, read_upload  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -108,89 +106,24 @@ def test_without_gradio_the_app_says_how_to_install_it(monkeypatch):
         s6_app.main([])
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def browser():
-    required = REQUIRED
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if required:
-            raise
-        pytest.skip("playwright is not installed")
-    if not CHROMIUM.exists():
-        if required:
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} is missing")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+        with chromium() as browser:
+            yield browser
+    except ValueError as missing:  # Playwright or Chromium: tools.app_screenshot says which
+        if REQUIRED:
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("app") / "server.log"  # a file, not a pipe nobody reads, which could fill up
-    with log.open("w") as output:
-        server = subprocess.Popen([sys.executable, str(ROOT / "s6_app.py"), "--port", str(port)], cwd=ROOT,
-                                  stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while not serving(url):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"the app did not start serving {url}:\n{log.read_text()}")
-        time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with app_served(tmp_path_factory.mktemp("app") / "server.log") as url:
+        yield url
 
 
-def serving(url):
-    try:
-        urllib.request.urlopen(url, timeout=2)
-    except OSError:
-        return False
-    return True
-
-
-def draw(page, strokes, steps=12):
-    """Draw strokes, each a list of (x, y) points in [0, 1] of the canvas, with the mouse (`steps` moves
-    from one point to the next)."""
-    canvas = page.locator("#sketchpad canvas").last.bounding_box()
-    side = min(canvas["width"], canvas["height"]) * 0.8  # the drawing area, centred in the canvas
-    left, top = canvas["x"] + (canvas["width"] - side) / 2, canvas["y"] + (canvas["height"] - side) / 2
-    for stroke in strokes:
-        page.mouse.move(left + stroke[0][0] * side, top + stroke[0][1] * side)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(left + x * side, top + y * side, steps=steps)
-        page.mouse.up()
-
-
-def verdict_becomes(page, expected):
-    """Wait until the verdict on the page starts with `expected`."""
-    page.wait_for_function(f"document.querySelector('#verdict').innerText.trim().startsWith({expected!r})",
-                           timeout=30_000)
-
-
-def preview_shown(page):
-    """Wait until the 28x28 preview has loaded (224 pixels wide) and no output is still updating."""
-    page.wait_for_function("() => { const img = document.querySelector('#preview img');"
-                           " return img && img.complete && img.naturalWidth === 224"
-                           " && !document.querySelector('.pending'); }", timeout=30_000)
-
-
-DRAWN = {
-    7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
-    1: [[(0.5, 0.15), (0.5, 0.85)]],
-}
+DRAWN = {7: SEVEN, 1: [[(0.5, 0.15), (0.5, 0.85)]]}
 # a face, two eyes and a smile; few points, as each mouse move the page sends is read by the app
 SMILEY = [[(0.5 + 0.4 * math.cos(a * math.pi / 5), 0.5 + 0.4 * math.sin(a * math.pi / 5)) for a in range(11)],
           [(0.35, 0.35), (0.36, 0.36)], [(0.65, 0.35), (0.66, 0.36)],
@@ -199,20 +132,13 @@ SMILEY = [[(0.5 + 0.4 * math.cos(a * math.pi / 5), 0.5 + 0.4 * math.sin(a * math
 
 def test_in_a_browser_drawn_and_uploaded_digits_are_read_and_the_network_input_shown(browser, app_url, tmp_path,
                                                                                     test_digits):
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    page.goto(app_url)
-    page.wait_for_selector("#sketchpad canvas", timeout=60_000)
+    page = open_page(browser, app_url)
+    assert f"up to {MAX_UPLOAD_MB} MB" in page.inner_text("body"), "the page says how large an upload may be"
     for digit, strokes in DRAWN.items():
-        page.click("#sketchpad button[aria-label='Clear canvas']")
-        page.click("#sketchpad button[aria-label='Brush']")
         draw(page, strokes)
         verdict_becomes(page, f"{digit} (")
         preview_shown(page)
         assert "%" in page.inner_text("#probabilities")  # the bars, each with its percentage
-        if digit == 7 and os.environ.get("S6_SCREENSHOT"):
-            page.screenshot(path=os.environ["S6_SCREENSHOT"])
-    page.click("#sketchpad button[aria-label='Clear canvas']")
-    page.click("#sketchpad button[aria-label='Brush']")
     draw(page, SMILEY, steps=1)
     verdict_becomes(page, "not a digit")
     preview_shown(page)
@@ -232,3 +158,35 @@ def test_in_a_browser_drawn_and_uploaded_digits_are_read_and_the_network_input_s
         verdict_becomes(page, f"{labels[i]} (")
         preview_shown(page)
     page.close()
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_stored_and_one_within_it_is_taken(app_url, tmp_path):
+    def upload(size):
+        boundary = "s6-test-boundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"photo.jpg\"\r\n"
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + b"\xff" * size + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(app_url + "gradio_api/upload", data=body, method="POST", headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    assert upload(MAX_UPLOAD_MB * 1024 * 1024 + 1) == 413
+    assert upload(5 * 1024 * 1024) == 200  # a phone's photo
+
+
+def test_the_apps_picture_is_written_by_its_tool_after_a_drawn_7_and_not_replaced_without_overwrite(
+        browser, app_url, tmp_path):
+    def screenshot(*flags):  # a process of its own: Playwright runs one browser driver per process
+        return subprocess.run([sys.executable, "-m", "tools.app_screenshot", "--url", app_url, *flags], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    picture = tmp_path / "app.png"
+    result = screenshot("--out", picture)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(picture).size == (VIEWPORT["width"], VIEWPORT["height"])
+    again = screenshot("--out", picture)
+    assert_one_line_error(again)
+    assert "app.png exists already" in again.stderr

@@ -7,11 +7,11 @@ import shutil
 
 import pytest
 import torch
-from conftest import WEIGHTS, as_photo, assert_one_line_error, run_script
+from conftest import ROOT, WEIGHTS, as_photo, assert_one_line_error, run_script
 from PIL import Image
 
 from s6.reading import FEATURES_FILE
-from s6_model import Net
+from s6_model import MODELS, Net
 from tools.non_digits import smiley
 
 
@@ -42,13 +42,16 @@ def test_model_alone_reads_with_that_models_committed_weights(test_digits, tmp_p
     assert result.stdout.startswith(f"{path}: {test_digits[1][0]} (")
 
 
-def test_a_model_without_committed_weights_is_a_one_line_error_saying_how_to_get_them(test_digits, tmp_path,
-                                                                                      run_in_process):
-    path = tmp_path / "digit.jpg"
-    as_photo(test_digits[0][0]).save(path)
-    result = run_in_process("s6_predict.py", path, "--model", "baseline")
-    assert_one_line_error(result)
-    assert "no committed weights for --model baseline" in result.stderr and "--weights" in result.stderr
+@pytest.mark.parametrize("script", ["s6_predict.py", "s6_app.py"])
+def test_the_models_offered_are_those_with_committed_weights_and_a_lab_network_is_a_one_line_error(script,
+                                                                                                 run_in_process):
+    shown = run_in_process(script, "--help").stdout
+    offered = re.search(r"--model \{([\w,-]+)\}", shown).group(1).split(",")
+    assert offered == list(MODELS)
+    assert all((ROOT / "results" / f"{key}-seed1" / "model.pt").is_file() for key in offered)
+    refused = run_in_process(script, "--model", "arch3")  # one of the lab's networks: no weights to read with
+    assert_one_line_error(refused)
+    assert "invalid choice: 'arch3'" in refused.stderr
 
 
 @pytest.mark.parametrize("case", ["missing", "not an image", "blank", "truncated", "huge", "a folder"])

@@ -14,10 +14,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DATA_DIR, ROOT, SMALL, assert_one_line_error, file_size_limit, run_script, without_seconds
+from conftest import (
+    DATA_DIR,
+    ROOT,
+    SMALL,
+    LikeNet,
+    assert_one_line_error,
+    file_size_limit,
+    run_script,
+    stop_after_epoch,
+    without_seconds,
+)
 
 from s6.checkpoints import load_weights
-from s6.config import TrainConfig
+from s6.config import TrainConfig, recipe
 from s6.data import MNIST_FILES, make_loaders
 from s6.training import evaluate, fit
 from s6_model import Net
@@ -46,7 +56,7 @@ def test_every_train_flag_has_help_text(capsys):
         invocation, _, same_line = first.strip().partition("  ")  # argparse puts 2+ spaces before the help
         helps |= {flag: " ".join([same_line, *rest]).strip() for flag in re.findall(r"--[\w-]+", invocation)}
     flags = [f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)]
-    for flag in flags + ["out", "seeds", "plot", "resume", "overwrite", "threads", "no-progress"]:
+    for flag in flags + ["recipe", "out", "seeds", "resume", "overwrite", "threads", "no-progress"]:
         assert helps.get(f"--{flag}"), f"--{flag} has no help text"
 
 
@@ -72,8 +82,8 @@ def test_the_quick_recipe_is_saved_with_the_run_and_evaluates_its_last_epoch_onl
 
     assert s6_train.main([*SMALL, "--recipe", "quick", "--out", str(tmp_path / "run")]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["config"]["recipe"] == "quick"
-    assert metrics["config"]["ema_decay"] == TrainConfig(recipe="quick").ema_decay != TrainConfig().ema_decay
+    assert metrics["recipe"] == "quick, with epochs=2, batch_size=32, max_batches=3", "SMALL's flags changed it"
+    assert metrics["config"]["ema_decay"] == recipe("quick").ema_decay != TrainConfig().ema_decay
     assert [record["test_acc"] is None for record in metrics["history"]] == [True, False]
     assert metrics["summary"]["final_test_acc"] == metrics["history"][-1]["test_acc"]
     assert "not evaluated" in capsys.readouterr().out
@@ -87,14 +97,13 @@ def seed1_done(finished_run, tmp_path):
 
 
 def test_seeds_write_per_seed_runs_and_statistics(seed1_done, tmp_path, run_in_process):
-    result = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "2", "--out", tmp_path / "net",
-                            "--plot", tmp_path / "s.png")
+    result = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "2", "--out", tmp_path / "net")
     assert result.returncode == 0, result.stderr
     seeds = json.loads((tmp_path / "net" / "seeds.json").read_text())
     assert set(seeds["runs"]) == {"1", "2"}
     finals = [runs[-1]["test_acc"] for runs in seeds["runs"].values()]
     assert seeds["summary"]["final_test_acc_mean"] == pytest.approx(sum(finals) / 2)
-    assert (tmp_path / "net-seed2" / "model.pt").exists() and (tmp_path / "s.png").exists()
+    assert (tmp_path / "net-seed2" / "model.pt").exists()
     assert "| net |" in result.stdout
     again = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "2", "--out", tmp_path / "net")
     assert again.stdout.count("reusing the finished run") == 2
@@ -237,7 +246,7 @@ def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes
         (moved / name).symlink_to(Path(DATA_DIR) / "MNIST" / "raw" / name)
     changed = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--lr", "0.05", "--no-progress")
     assert_one_line_error(changed)
-    assert "--lr 0.05 (the run has 0.1)" in changed.stderr
+    assert "the flags change it (lr 0.1 there, 0.05 here)" in changed.stderr
     resumed = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--data-dir", tmp_path / "moved-data",
                              "--device", "cpu", "--epochs", "2", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
@@ -309,7 +318,6 @@ def test_a_resume_on_another_number_of_threads_is_refused_naming_the_flag_that_k
 @pytest.mark.parametrize("args, message", [
     (["--threads", "-1"], "not a positive number"),
     (["--weight-decay", "inf"], "TrainConfig.weight_decay=inf"),
-    (["--seeds", "1", "--plot", "curves.xyz"], "cannot write .xyz files"),
     (["--out", "README.md"], "cannot write to README.md (it is a file)"),
     (["--out", "README.md/run"], "cannot write to README.md/run"),
     (["--resume", "results/net-seed1", "--seeds", "1"], "leave out --out, --seeds"),
@@ -323,7 +331,7 @@ def test_careless_flags_end_in_one_line_before_any_training(args, message, monke
         raise AssertionError("training started")
 
     monkeypatch.chdir(ROOT)  # where README.md is a file
-    monkeypatch.setattr(s6_train, "fit", no_training)
+    monkeypatch.setattr("s6.training.train_one_epoch", no_training)
     out = [] if "--out" in args else ["--out", str(tmp_path / "run")]  # never the default, results/run
     try:
         code = run_main(s6_train.main, ["--data-dir", DATA_DIR, *out, *args])
@@ -400,7 +408,7 @@ def test_a_second_run_into_a_folder_a_run_is_training_in_is_refused_at_once_and_
         for flags in (["--out", out], ["--seeds", 1, "--out", out]):  # the sweep's own folder is `out` too
             second = run_in_process("s6_train.py", *SMALL, *flags)
             assert_one_line_error(second)
-            assert f"{out} is in use by a run still training there (s6_train.py, pid {first.pid}," in second.stderr
+            assert f"{out} is in use by a run still training there (pid {first.pid}," in second.stderr
         stdout, stderr = first.communicate(timeout=300)
     finally:
         first.kill()
@@ -423,9 +431,64 @@ def test_a_sweep_refuses_while_a_run_trains_in_one_of_its_seed_folders_and_a_sec
 def test_a_killed_runs_lock_does_not_block_the_next_run(tmp_path, lock_holder, run_in_process):
     out = tmp_path / "run"
     holder = lock_holder(out)
-    holder.kill()  # SIGKILL: no clean-up of its own; the lock file stays, the OS lock goes with the process
+    holder.kill()  # SIGKILL: no clean-up of its own; the holder's note stays, the OS lock goes with the process
     holder.wait()
-    assert (out / ".s6-run.lock").exists()
+    assert (out / ".s6-run.holder").exists()
     result = run_in_process("s6_train.py", *SMALL, "--out", out)
     assert result.returncode == 0, result.stderr
     assert (out / "model.pt").exists()
+
+
+def test_a_stopped_run_of_ones_own_network_is_refused_by_the_command_saying_how_to_resume_it_in_python(
+        small_config, tmp_path, run_in_process):
+    folder = tmp_path / "mine"
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_config(), out_dir=folder, progress=False, log=stop_after_epoch(1), model=LikeNet)
+    for flags in (["--resume", folder], [*SMALL, "--out", folder]):
+        result = run_in_process("s6_train.py", *flags)
+        assert_one_line_error(result)
+        assert f"fit(load_config('{folder / 'checkpoint.pt'}'), out_dir='{folder}', resume=True, model=LikeNet)" \
+            in result.stderr
+        assert "--resume" not in result.stderr, "the command cannot resume it"
+
+
+def test_seeds_do_not_reuse_a_run_saved_before_a_setting_it_lacks_took_todays_default(seed1_done, tmp_path,
+                                                                                     run_in_process):
+    metrics = seed1_done / "metrics.json"
+    record = json.loads(metrics.read_text())
+    del record["config"]["ema_decay"]  # saved before the weight average existed: trained without one
+    metrics.write_text(json.dumps(record))
+    refused = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
+    assert_one_line_error(refused)
+    assert f"{seed1_done} holds a finished run (net, 2 epochs) of another config (ema_decay 0.0 there, 0.998 here)" \
+        in refused.stderr
+
+
+@pytest.fixture
+def run_with_a_damaged_history(finished_run, tmp_path):
+    """A copy of the finished run whose metrics.json and checkpoint.pt lack an epoch's test accuracy."""
+    folder = tmp_path / "net-seed1"
+    shutil.copytree(finished_run, folder)
+    record = json.loads((folder / "metrics.json").read_text())
+    del record["history"][0]["test_acc"]
+    (folder / "metrics.json").write_text(json.dumps(record))
+    state = torch.load(folder / "checkpoint.pt", weights_only=True)
+    del state["history"][0]["test_acc"]
+    torch.save(state, folder / "checkpoint.pt")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["figures", "resume", "sweep", "export"])
+def test_a_history_whose_entries_lack_their_fields_ends_in_one_line_wherever_it_is_read(
+        run_with_a_damaged_history, tmp_path, run_in_process, command):
+    folder = run_with_a_damaged_history
+    if command == "resume":
+        (folder / "model.pt").unlink()  # a stopped run: its checkpoint is read
+    arguments = {"figures": ("tools/figures.py", folder, "--out", tmp_path / "doc"),
+                 "resume": ("s6_train.py", "--resume", folder),
+                 "sweep": ("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net"),
+                 "export": ("s6_export.py", folder)}[command]
+    result = run_in_process(*arguments)
+    assert_one_line_error(result)
+    damaged = "metrics.json is damaged" if command != "resume" else "checkpoint.pt is not a whole checkpoint"
+    assert damaged in result.stderr

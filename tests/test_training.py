@@ -1,14 +1,19 @@
 """s6/training.py: the loop learns, repeats under a seed, stops on divergence; the weight average is right."""
 
 import dataclasses
+import json
 import math
+import random
+import re
+import shutil
 import time
 from itertools import chain
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DATA_DIR, quiet, without_seconds
+from conftest import DATA_DIR, LikeNet, quiet, stop_after_epoch, without_seconds
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -16,6 +21,7 @@ from s6.checkpoints import CheckpointError, load_weights
 from s6.config import TrainConfig, UserError, seed_everything
 from s6.data import fast_loaders, make_loaders
 from s6.results import summarize
+from s6.runs import MADE_FROM_WEIGHTS
 from s6.training import (
     TrainingDiverged,
     build_ema,
@@ -161,24 +167,6 @@ def test_without_a_weight_average_the_trained_model_itself_is_evaluated():
     assert evaluated(model, build_ema(model, TrainConfig())) is not model
 
 
-class LikeNet(nn.Module):
-    """Net's layers, written out here as a user would write a network of their own."""
-
-    def __init__(self, dropout=0.05):
-        super().__init__()
-
-        def block(c_in, c_out, p=0.0):
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                 *([nn.Dropout(p)] if p else []))
-
-        self.features = nn.Sequential(block(1, 8), block(8, 16), nn.MaxPool2d(2), block(16, 20), block(20, 20),
-                                      nn.MaxPool2d(2), block(20, 24, dropout), block(24, 32))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 10, 1), nn.Flatten())
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
 def test_a_network_of_ones_own_trains_through_fit_and_the_notebooks_loop_as_the_same_network_from_models(
         small_config, small_run):
     config = small_config()
@@ -234,3 +222,89 @@ def test_a_network_given_built_starts_from_its_own_weights_and_is_left_as_it_was
     _, history = fit(small_config(), progress=False, log=quiet, model=built)
     assert without_seconds(history) == without_seconds(as_net)
     assert all(torch.equal(before[name], value) for name, value in built.state_dict().items())
+
+
+def test_a_run_of_ones_own_network_records_and_prints_its_class_as_the_configs_model(small_config, tmp_path):
+    lines = []
+    fit(small_config(epochs=1), out_dir=tmp_path, progress=False, log=lines.append, model=LikeNet)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["config"]["model"] == record["model_class"] == "LikeNet"
+    assert json.loads(lines[0].removeprefix("config: "))["model"] == "LikeNet"
+    assert lines[1].startswith("model LikeNet: ")
+
+
+def test_a_resume_that_would_not_continue_the_saved_run_is_refused_in_one_line_and_the_run_still_finishes(
+        small_config, tmp_path):
+    three = small_config(epochs=3)
+    _, uninterrupted = fit(three, progress=False, log=quiet, model=LikeNet)
+    with pytest.raises(KeyboardInterrupt):
+        fit(three, out_dir=tmp_path, progress=False, log=stop_after_epoch(2), model=LikeNet)
+    saved = (tmp_path / "checkpoint.pt").read_bytes()
+    for change, said in [({"epochs": 5}, "epochs 3 there, 5 here"), ({"seed": 2}, "seed 1 there, 2 here"),
+                         ({"lr": 0.05}, "lr 0.1 there, 0.05 here")]:
+        with pytest.raises(UserError, match=rf"holds a run of another config \({said}\).*load_config") as error:
+            fit(dataclasses.replace(three, **change), out_dir=tmp_path, resume=True, progress=False, log=quiet,
+                model=LikeNet)
+        assert "\n" not in str(error.value)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == saved, "a refused resume changes nothing"
+    _, resumed = fit(three, out_dir=tmp_path, resume=True, progress=False, log=quiet, model=LikeNet)
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+
+
+class DrawsFromPythonsRandom(LikeNet):
+    """A network of one's own whose forward draws from Python's random and numpy's, as some augmentations do."""
+
+    def forward(self, x):
+        if self.training:
+            x = x * (1 + 0.1 * random.random()) + 0.1 * float(np.random.rand())
+        return super().forward(x)
+
+
+def test_a_network_drawing_from_pythons_random_resumes_exactly_where_an_uninterrupted_run_ends(small_config,
+                                                                                              tmp_path):
+    _, uninterrupted = fit(small_config(), progress=False, log=quiet, model=DrawsFromPythonsRandom)
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_config(), out_dir=tmp_path, progress=False, log=stop_after_epoch(1), model=DrawsFromPythonsRandom)
+    random.seed(99), np.random.seed(99)  # whatever the process drew in between
+    _, resumed = fit(small_config(), out_dir=tmp_path, resume=True, progress=False, log=quiet,
+                     model=DrawsFromPythonsRandom)
+    assert without_seconds(resumed) == without_seconds(uninterrupted)
+
+
+class LayersInAList(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.convs = [nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)]  # not registered
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 10, 1), nn.Flatten())
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("network, said", [
+    (lambda: nn.Sequential(LikeNet(), nn.Softmax(dim=1)), "returns probabilities (each row sums to 1"),
+    (LayersInAList, "runs layers that are not its submodules (Conv2d)"),
+    (lambda: nn.Flatten(), "Flatten has no parameters to train"),
+    (lambda: nn.Sequential(nn.Conv2d(3, 10, 28), nn.Flatten()), "cannot read (N, 1, 28, 28) images"),
+], ids=["ends in a softmax", "layers in a plain list", "no parameters", "takes colour images"])
+def test_a_network_s6_cannot_train_as_given_is_a_one_line_error_saying_why_before_training(small_config, network,
+                                                                                           said):
+    with pytest.raises(UserError, match=re.escape(said)) as error:
+        fit(small_config(), progress=False, log=quiet, model=network)
+    assert "\n" not in str(error.value)
+
+
+def test_a_fit_into_a_folder_holding_a_run_is_refused_and_overwrite_removes_the_files_of_its_weights(
+        small_config, finished_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder)
+    for name in MADE_FROM_WEIGHTS:
+        (folder / name).write_bytes(b"made from the earlier weights")
+    with pytest.raises(UserError, match=f"{folder} already holds a finished run .*--overwrite"):
+        fit(small_config(), out_dir=folder, progress=False, log=quiet)
+    assert all((folder / name).exists() for name in MADE_FROM_WEIGHTS)
+    fit(small_config(epochs=1), out_dir=folder, overwrite=True, progress=False, log=quiet)
+    assert not [name for name in MADE_FROM_WEIGHTS if (folder / name).exists()]
+    assert json.loads((folder / "metrics.json").read_text())["config"]["epochs"] == 1

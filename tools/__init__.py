@@ -12,3 +12,15 @@ small_digits  small digits: shrunk, block-counted and scanned, 8x8 to 20x20
 non_digits    pictures that are no digit: letters, doodles, digits side by side, blank paper
 letters       letters and symbols in fonts and drawn strokes, split by font
 """
+
+from pathlib import Path
+
+from s6.files import read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def record(name):
+    """The committed record results/<name> (a JSON object), which the documents' tables are written from (cog)."""
+    return read_json(ROOT / "results" / name, lambda data: isinstance(data, dict),
+                     "make it again with the command doc/reproducing.md gives")

@@ -37,9 +37,9 @@ from s6.cli import (
     positive_int,
     run_main,
 )
-from s6.config import TARGET_ACC, TrainConfig, get_device, machine_name
+from s6.config import TARGET_ACC, get_device, machine_name, recipe
 from s6.data import make_loaders
-from s6.files import check_outputs, save_json
+from s6.files import save_json, writing
 from s6.results import accuracy, markdown_table
 from s6.training import build_model, evaluate, evaluated, fit, set_up, train_one_epoch
 from s6_model import count_parameters
@@ -49,7 +49,7 @@ def ways(base):
     """The configs benchmarked: the default recipe both ways, and the quick recipe the fast way."""
     conventional = dataclasses.replace(base, pipeline="torchvision", precision="fp32", channels_last=False,
                                        channels_last_pooling=False, channels_last_evaluation=False, cuda_graphs=False)
-    quick = TrainConfig(model=base.model, recipe="quick", device=base.device, data_dir=base.data_dir)
+    quick = recipe("quick", base.model, device=base.device, data_dir=base.data_dir)
     return {"conventional": conventional, "fast": base, "quick": quick}
 
 
@@ -278,7 +278,9 @@ def run(args):
     return results
 
 
-def table(results):
+def table(results, profile=True):
+    """The benchmark's table of `results` (its record), the speed-up and the setting, and with `profile` the quick
+    run's profile."""
     rows = []
     for name, way in results["ways"].items():
         to_target = way.get("seconds_to_target")
@@ -298,7 +300,7 @@ def table(results):
             f"{results['flops_per_training_image'] / 1e6:.1f} MFLOP per training image, on "
             f"{results['machine']} (fp32 matmul: {results['matmul_fp32_gflops']:.0f} GFLOP/s); "
             f"median of {results['reps']} alternating repetitions of {results['batches_per_rep']} batches.")
-    if "profile" in results["ways"].get("quick", {}):
+    if profile and "profile" in results["ways"].get("quick", {}):
         text += "\n\n" + profile_text(results["ways"]["quick"]["profile"])
     return text
 
@@ -322,15 +324,15 @@ def main(argv=None):
     parser.add_argument("--batches", type=positive_int, default=100, help="training batches per repetition")
     parser.add_argument("--warmup", type=positive_int, default=10, help="untimed batches per pipeline first")
     parser.add_argument("--full", action="store_true", help="also time a full default run of each pipeline")
-    add_config_flags(parser, ["device", "data_dir"])
+    add_config_flags(parser, ["device", "data_dir"], recipes=False)
     add_run_flags(parser, out="results/bench.json", progress=False)
     add_overwrite_flag(parser, "the results file")
     args = parser.parse_args(argv)
-    check_outputs([args.out], args.overwrite)
-    apply_threads(args)
-    results = run(args)
-    save_json(args.out, results)
-    print(table(results))
+    with writing([args.out], args.overwrite):
+        apply_threads(args)
+        results = run(args)
+        save_json(args.out, results)
+        print(table(results))
     return 0
 
 

@@ -12,14 +12,13 @@ from matplotlib.figure import Figure
 
 from s6.cli import add_overwrite_flag, parser_for, run_main
 from s6.config import TARGET_ACC
-from s6.files import check_outputs, save_figure
+from s6.files import save_figure, writing
 from s6.results import markdown_table, seed_figures, seeds_table_row
 from s6.runs import read_seeds
 from s6_model import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGETS = {20_000: "net", 8_000: "small", 5_000: "tiny", 2_000: "micro"}  # parameters -> model
-MODEL_NAMES = {key: MODELS[key].__name__ for key in BUDGETS.values()}
+BUDGETS = {cls.budget: key for key, cls in MODELS.items()}  # parameters -> model, from s6_model.py
 # The best figures found in other public repositories at each budget: single runs, mostly a best epoch.
 # (parameters, test accuracy, repository, what the figure is)
 REFERENCES = [
@@ -61,7 +60,7 @@ def plot_frontier(sweeps):
     ax.errorbar(params, means, yerr=[low, high], fmt="o-", capsize=4, color="tab:blue",
                 label=f"S6: mean over {seeds} seeds at the last epoch, min to max")
     for (budget, stats), mean in zip(sweeps.items(), means, strict=True):
-        ax.annotate(MODEL_NAMES[BUDGETS[budget]], (stats["parameters"], mean), textcoords="offset points",
+        ax.annotate(MODELS[BUDGETS[budget]].__name__, (stats["parameters"], mean), textcoords="offset points",
                     xytext=(8, -3), fontsize=8, color="tab:blue")
     for i, (count, accuracy, repository, _) in enumerate(REFERENCES):
         ax.scatter(count, accuracy, marker="x", s=60, color="tab:red", label="public single runs" if i == 0 else None)
@@ -85,9 +84,9 @@ def main(argv=None):
     parser.add_argument("--out", default="doc/frontier.png", help="the figure (default: doc/frontier.png)")
     add_overwrite_flag(parser, "the figure")
     args = parser.parse_args(argv)
-    check_outputs([args.out], args.overwrite)
-    sweeps = load_sweeps()
-    save_figure(args.out, plot_frontier(sweeps), dpi=110)
+    with writing([], args.overwrite, figures=[args.out]) as (out,):
+        sweeps = load_sweeps()
+        save_figure(out, plot_frontier(sweeps), dpi=110)
     print(table(sweeps), references_table(), sep="\n\n")
     return 0
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from s6.cli import add_overwrite_flag, parser_for, run_main
-from s6.files import check_outputs, save_json
+from s6.files import save_json, writing
 from s6.results import markdown_table
 from tools.non_digits import BRUSH, CANVAS, as_picture, draw_on_canvas, glyph, on_sketchpad, polyline, verdicts
 from tools.photo_digits import ROOT, committed_reader
@@ -102,14 +102,14 @@ def main(argv=None):
                         help="where to write the counts (default: results/letters.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    check_outputs([args.out], args.overwrite)
-    torch.set_num_threads(1)
-    model, features, _ = committed_reader()
-    record = {"characters": "".join(CHARACTERS), "left out": LOOK_ALIKES,
-              "fonts": {part: list(true_type + strokes) for part, (true_type, strokes) in FONT_PARTS.items()},
-              "parts": {part: part_figures(model, features, part) for part in FONT_PARTS}}
-    save_json(args.out, record)
-    print(f"{table(record)}\n-> {args.out}")
+    with writing([args.out], args.overwrite):
+        torch.set_num_threads(1)
+        model, features, _ = committed_reader()
+        record = {"characters": "".join(CHARACTERS), "left out": LOOK_ALIKES,
+                  "fonts": {part: list(true_type + strokes) for part, (true_type, strokes) in FONT_PARTS.items()},
+                  "parts": {part: part_figures(model, features, part) for part in FONT_PARTS}}
+        save_json(args.out, record)
+        print(f"{table(record)}\n-> {args.out}")
     return 0
 
 

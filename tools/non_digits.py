@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from s6.cli import add_overwrite_flag, parser_for, run_main
-from s6.files import check_outputs, save_figure, save_json
+from s6.files import save_figure, save_json, writing
 from s6.preparing import mnist_like, prepare
 from s6.reading import DIGIT_QUANTILE, pooled_features, read_digit
 from s6.results import markdown_table
@@ -292,27 +292,27 @@ def main(argv=None):
                         help="where to draw the trade-off (default: doc/not-a-digit.png)")
     add_overwrite_flag(parser, "--out and --plot")
     args = parser.parse_args(argv)
-    out, figure = check_outputs([args.out, args.plot], args.overwrite)
-    torch.set_num_threads(1)
-    model, features, test = committed_reader()
-    pictures = non_digits(test.data.numpy())
-    said = verdicts(model, features, [picture for _, picture in pictures])
-    per_kind = {kind: {"pictures": 0, "not a digit": 0, "unsure": 0, "blank": 0, "digit": 0} for kind in KINDS}
-    for (kind, _), (verdict, _, _) in zip(pictures, said, strict=True):
-        per_kind[kind]["pictures"] += 1
-        per_kind[kind][verdict] += 1
-    caught = sum(verdict != "digit" for verdict, _, _ in said) / len(said)
-    distances, right = mnist_test_distances(model, features, test.data, test.targets)
-    lost = ((distances > features.threshold) & right).sum().item() / right.sum().item()
-    record = {"threshold": features.threshold, "non-digits": len(said), "caught": caught, "per_kind": per_kind,
-              "mnist test digits read right": int(right.sum()), "share of them called not a digit": lost}
-    save_json(out, record)
-    other = np.array([np.inf if distance is None else distance for _, distance, _ in said])
-    anyway = np.array([unsure for _, _, unsure in said])
-    plot_trade_off(figure, distances[right].numpy(), other, anyway, features.threshold)
-    print(table(record))
-    print(f"caught {caught:.1%} of {len(said)} non-digits; {lost:.2%} of the {int(right.sum())} MNIST test digits "
-          f"read right called not a digit (threshold {features.threshold:.1f}) -> {out}, {figure}")
+    with writing([args.out], args.overwrite, figures=[args.plot]) as (out, figure):
+        torch.set_num_threads(1)
+        model, features, test = committed_reader()
+        pictures = non_digits(test.data.numpy())
+        said = verdicts(model, features, [picture for _, picture in pictures])
+        per_kind = {kind: {"pictures": 0, "not a digit": 0, "unsure": 0, "blank": 0, "digit": 0} for kind in KINDS}
+        for (kind, _), (verdict, _, _) in zip(pictures, said, strict=True):
+            per_kind[kind]["pictures"] += 1
+            per_kind[kind][verdict] += 1
+        caught = sum(verdict != "digit" for verdict, _, _ in said) / len(said)
+        distances, right = mnist_test_distances(model, features, test.data, test.targets)
+        lost = ((distances > features.threshold) & right).sum().item() / right.sum().item()
+        record = {"threshold": features.threshold, "non-digits": len(said), "caught": caught, "per_kind": per_kind,
+                  "mnist test digits read right": int(right.sum()), "share of them called not a digit": lost}
+        save_json(out, record)
+        other = np.array([np.inf if distance is None else distance for _, distance, _ in said])
+        anyway = np.array([unsure for _, _, unsure in said])
+        plot_trade_off(figure, distances[right].numpy(), other, anyway, features.threshold)
+        print(table(record))
+        print(f"caught {caught:.1%} of {len(said)} non-digits; {lost:.2%} of the {int(right.sum())} MNIST test digits "
+              f"read right called not a digit (threshold {features.threshold:.1f}) -> {out}, {figure}")
     return 0
 
 

@@ -20,7 +20,7 @@ from scipy import ndimage
 from s6.checkpoints import load_weights
 from s6.cli import add_overwrite_flag, parser_for, run_main
 from s6.data import mnist_dataset, normalize
-from s6.files import check_outputs, save_json
+from s6.files import save_json, writing
 from s6.preparing import prepare
 from s6.reading import features_beside, read_digit
 from s6_model import Net
@@ -159,22 +159,22 @@ def main(argv=None):
                         help="where to write the counts (default: results/photo-digits.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    [out] = check_outputs([args.out], args.overwrite)
-    model, features, test = committed_reader()
-    with torch.inference_mode():  # source digits: those the network reads right as they are
-        right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets
-    digits, labels = test.data[right].numpy(), test.targets[right].numpy()
-    outcomes = ("right", "unsure", "not a digit", "wrong")
-    counts = {kind: dict.fromkeys(outcomes, 0) for kind in KINDS}
-    for kind, label, image, _ in photo_digits(digits, labels, per_kind=30):
-        prepared = prepare(image)
-        counts[kind][outcome(read_digit(model, prepared.digit, features, prepared.small), label)] += 1
-    total = {name: sum(c[name] for c in counts.values()) for name in outcomes}
-    save_json(out, {"per_kind": counts, "total": total})
-    for kind, c in dict(counts, all=total).items():
-        print(f"{kind:18s} right {c['right']:3d}  unsure {c['unsure']:3d}  not a digit {c['not a digit']:3d}  "
-              f"wrong {c['wrong']:3d}")
-    print(f"-> {out}")
+    with writing([args.out], args.overwrite) as (out,):
+        model, features, test = committed_reader()
+        with torch.inference_mode():  # source digits: those the network reads right as they are
+            right = model(normalize(test.data.unsqueeze(1).float() / 255)).argmax(1) == test.targets
+        digits, labels = test.data[right].numpy(), test.targets[right].numpy()
+        outcomes = ("right", "unsure", "not a digit", "wrong")
+        counts = {kind: dict.fromkeys(outcomes, 0) for kind in KINDS}
+        for kind, label, image, _ in photo_digits(digits, labels, per_kind=30):
+            prepared = prepare(image)
+            counts[kind][outcome(read_digit(model, prepared.digit, features, prepared.small), label)] += 1
+        total = {name: sum(c[name] for c in counts.values()) for name in outcomes}
+        save_json(out, {"per_kind": counts, "total": total})
+        for kind, c in dict(counts, all=total).items():
+            print(f"{kind:18s} right {c['right']:3d}  unsure {c['unsure']:3d}  not a digit {c['not a digit']:3d}  "
+                  f"wrong {c['wrong']:3d}")
+        print(f"-> {out}")
     return 0
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 from scipy import ndimage
 
 from s6.cli import add_overwrite_flag, parser_for, run_main
-from s6.files import check_outputs, save_json
+from s6.files import save_json, writing
 from s6.preparing import plainly_upscaled as upscaled
 from s6.preparing import prepare
 from s6.reading import MIN_PROBABILITY, read_digit
@@ -154,21 +154,21 @@ def main(argv=None):
                         help="where to write the figures (default: results/small-digits.json)")
     add_overwrite_flag(parser, "--out")
     args = parser.parse_args(argv)
-    [out] = check_outputs([args.out], args.overwrite)
-    torch.set_num_threads(1)
-    model, features, test = committed_reader()
-    figures = {}
-    for name, (make, sizes) in SETS.items():
-        for width, height in sizes:
-            for part, (first, _) in PARTS.items():
-                digits = test.data[first:first + args.count].numpy()
-                labels = test.targets[first:first + args.count].numpy()
-                figures.setdefault(name, {}).setdefault(f"{width}x{height}", {})[part] = small_digit_figures(
-                    model, features, digits, labels, make, (width, height), first)
-    record = {"digits per part": args.count, "parts": {part: writers for part, (_, writers) in PARTS.items()},
-              "sets": figures}
-    save_json(out, record)
-    print(f"Shares of {args.count} test digits per part, both polarities:\n{table(record)}\n-> {out}")
+    with writing([args.out], args.overwrite) as (out,):
+        torch.set_num_threads(1)
+        model, features, test = committed_reader()
+        figures = {}
+        for name, (make, sizes) in SETS.items():
+            for width, height in sizes:
+                for part, (first, _) in PARTS.items():
+                    digits = test.data[first:first + args.count].numpy()
+                    labels = test.targets[first:first + args.count].numpy()
+                    figures.setdefault(name, {}).setdefault(f"{width}x{height}", {})[part] = small_digit_figures(
+                        model, features, digits, labels, make, (width, height), first)
+        record = {"digits per part": args.count, "parts": {part: writers for part, (_, writers) in PARTS.items()},
+                  "sets": figures}
+        save_json(out, record)
+        print(f"Shares of {args.count} test digits per part, both polarities:\n{table(record)}\n-> {out}")
     return 0
 
 
