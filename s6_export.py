@@ -238,7 +238,7 @@ def main(argv=None):
         refuse_to_replace_entries(args, runs, "benchmark" if args.bench else "exports")
         if not args.bench:
             for weights, _ in runs:
-                writable_folder(output_folder(args, weights))
+                writable_folder(output_folder(args, weights), "give --out a folder that is, or make it writable")
         (bench if args.bench else export)(args, runs)
     for record in map(read_record, records):
         if record.get("exports"):

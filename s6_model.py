@@ -5,6 +5,9 @@ Every model maps (N, 1, 28, 28) images to (N, 10) logits (unnormalised class sco
 Comments give each block's output size (channels x height x width) and receptive field (RF).
 """
 
+import traceback
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -192,6 +195,13 @@ def device_of(model):
     return next((tensor.device for tensor in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
 
+def failure(error):
+    """An exception in a few words: its type, its message's first line, and where it was raised (file:line)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}{where}"
+
+
 def receptive_field(model, input_size=(1, 28, 28)):
     """One row per layer that moves the receptive field (convolutions, pools, a global pool), in the order the
     model's forward runs them, up to where its features are flattened.
@@ -205,6 +215,10 @@ def receptive_field(model, input_size=(1, 28, 28)):
     not a submodule (kept in a plain list), and where the size changes between layers (a pool as a function call).
     Assumes square kernels and one chain of layers, as every model above.
     """
+    if not isinstance(model, nn.Module):
+        name = getattr(model, "__name__", repr(model))
+        raise ReceptiveFieldError(f"{name} is a class: give a network of it, {name}()" if isinstance(model, type)
+                                  else f"{name} is not a network (an nn.Module)")
     owners = [name for name, module in model.named_modules()
               if list(module.children()) and list(module.parameters(recurse=False))]
     if owners:  # its own weights are used by its forward, where no hook sees them
@@ -212,7 +226,12 @@ def receptive_field(model, input_size=(1, 28, 28)):
                                   f"a module with layers of its own also has weights of its own")
     size, jump, rf = input_size[-1], 1, 1
     rows = []
-    for name, layer, x, y in layers_called(model, torch.zeros(1, *input_size, device=device_of(model))):
+    try:
+        calls = layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))
+    except Exception as error:  # whatever the forward raises, it cannot be followed
+        raise ReceptiveFieldError(f"receptive_field cannot run {type(model).__name__} on a {(1, *input_size)} "
+                                  f"image: {failure(error)}") from None
+    for name, layer, x, y in calls:
         if name is None:
             raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at a "
                                       f"{type(layer).__name__} that is not its submodule (held in a plain Python list "
@@ -260,5 +279,7 @@ def describe(model, input_size=(1, 28, 28)):
         rf = feature_receptive_field(model, input_size)
         seen = f"a receptive field of {rf} pixel{'s' if rf != 1 else ''} before the head"
     except ReceptiveFieldError as error:
+        if not isinstance(model, nn.Module):
+            return str(error)
         seen = str(error)
     return f"{type(model).__name__}: {count_parameters(model):,} parameters, {seen}"

@@ -49,7 +49,9 @@ def reading_line(reading):
 def calibrate(model, weights, data_dir, overwrite):
     """Fit DigitFeatures on MNIST's training images (DigitFeatures.fit_on_mnist) and save them beside `weights`."""
     out = Path(weights).parent / FEATURES_FILE
-    check_outputs([out], overwrite)  # before a minute of fitting
+    # before a minute of fitting; the file goes beside the weights, so their folder is the one to make writable
+    check_outputs([out], overwrite, advice=f"{FEATURES_FILE} goes beside the weights: make that folder writable, or "
+                                           f"copy the weights to one that is")
     features = DigitFeatures.fit_on_mnist(model, data_dir)
     features.save(out)
     print(f"{out}: threshold {features.threshold:.1f} ({1 - DIGIT_QUANTILE:.1%} of held-out training digits "

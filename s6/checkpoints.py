@@ -137,7 +137,8 @@ def restore_checkpoint(path, run):
     threads, now = state.get("threads"), threads_of(next(run.model.parameters()).device)
     if threads is not None and now is not None and threads != now:
         raise UserError(f"{path}: its epochs ran on {threads} CPU threads, and this resume would run on {now}, so "
-                        f"the run would not end where an uninterrupted one does: resume with --threads {threads}")
+                        f"the run would not end where an uninterrupted one does: resume with --threads {threads} "
+                        f"(in Python, torch.set_num_threads({threads}))")
     try:
         run.model.load_state_dict(state["model"])
         if run.ema is not None:
@@ -145,7 +146,9 @@ def restore_checkpoint(path, run):
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
-        raise CheckpointError(f"{path} is not a checkpoint of this run ({type(error).__name__}: {error})") from None
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path} is not a checkpoint of this network ({type(error).__name__}: {first}): resume "
+                              f"it with the network it trained") from None
     return state["epoch"], state["history"]
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from s6.files import cannot_write_in, reason
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 # The four raw files torchvision reads: size, IDX magic number (0x801 labels, 0x803 images), SHA-256.
 MNIST_FILES = {
@@ -29,9 +31,20 @@ class MnistDataError(RuntimeError):
     """The MNIST files are missing, truncated or corrupt; the message says what to do."""
 
 
-def _missing_message(raw):
-    """One line: where the files go, which they are, and the two ways to get them."""
+def _missing_message(raw, error):
+    """One line: why MNIST's files are not in `raw`, which they are, and how to get them there. Where nothing can be
+    written there, that is the cause, whether the .gz files are there to unpack or are to be downloaded; where
+    writing failed otherwise (`error`, an OSError: a full disk), so is that; else no download could be made."""
     missing = [name for name in MNIST_FILES if not (raw / name).exists()]
+    packed = [name for name in missing if (raw / f"{name}.gz").exists()]
+    unwritable = cannot_write_in(raw)
+    if unwritable:
+        way = "unpack the .gz files there with gunzip" if packed else f"put {', '.join(missing)} there"
+        return (f"MNIST is not unpacked in {raw}, and S6 cannot write there to unpack or download it "
+                f"({unwritable}): {way}, or give a --data-dir that S6 may write to")
+    if isinstance(error, OSError):
+        return (f"MNIST could not be unpacked or downloaded into {raw} ({reason(error)}): free some space there, or "
+                f"put {', '.join(missing)} there unpacked")
     return (f"MNIST is not in {raw} and could not be downloaded: put {', '.join(missing)} there (unpacked "
             f"with gunzip from an MNIST mirror's .gz files), or run once with internet, where torchvision "
             f"downloads them")
@@ -97,7 +110,7 @@ def mnist_dataset(data_dir="data", train=True, transform=None):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return datasets.MNIST(data_dir, train=train, download=not have_all, transform=transform)
     except (OSError, RuntimeError) as error:
-        raise MnistDataError(_missing_message(raw)) from error
+        raise MnistDataError(_missing_message(raw, error)) from error
 
 
 def split_indices(val_split):

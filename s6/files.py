@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -83,8 +84,9 @@ def read_json(path, check, what_to_do):
     return data
 
 
-def writable_folder(folder):
-    """`folder`, made if it is missing, once a file has been written and removed there; else a WriteError."""
+def writable_folder(folder, advice="choose another folder"):
+    """`folder`, made if it is missing, once a file has been written and removed there; else a WriteError naming the
+    cause and, after it, `advice`."""
     folder = Path(folder)
     probe = folder / ".s6-write-test.tmp"
     try:
@@ -93,17 +95,28 @@ def writable_folder(folder):
         probe.unlink()
     except OSError as error:
         cause = "it is a file" if folder.is_file() else reason(error)
-        raise WriteError(f"cannot write to {folder} ({cause}): choose another folder") from None
+        raise WriteError(f"cannot write to {folder} ({cause}): {advice}") from None
     return folder
 
 
-def check_writable(path):
+def cannot_write_in(folder):
+    """Why nothing can be written in `folder`, or where it does not exist yet in the nearest folder above it that
+    does, in a few words; None where a file can be. Found by writing a temporary file there: no folder is made."""
+    existing = next((parent for parent in [Path(folder), *Path(folder).parents] if parent.is_dir()), Path("."))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as error:
+        return reason(error)
+
+
+def check_writable(path, advice="choose another folder"):
     """Raise a WriteError now, before any long work, where the file `path` could not be written later: its
-    folder cannot be made or written, or a folder stands at the path."""
+    folder cannot be made or written (the error ends with `advice`), or a folder stands at the path."""
     path = Path(path)
     if path.is_dir():
         raise WriteError(f"cannot write {path}: it is a folder; give a file's name")
-    writable_folder(path.parent)
+    writable_folder(path.parent, advice)
     return path
 
 
@@ -127,14 +140,14 @@ def check_figure(path):
                         f"{', '.join('.' + name for name in sorted(formats))}")
 
 
-def check_outputs(paths, overwrite, figures=()):
+def check_outputs(paths, overwrite, figures=(), advice="choose another folder"):
     """Before any long work, a one-line error where a file about to be written exists already (unless
-    `overwrite`), could not be written later (`check_writable`), or, for the `figures` among them, is of a format
-    matplotlib cannot write. Returns the paths, as Paths."""
+    `overwrite`), could not be written later (`check_writable`, with `advice`), or, for the `figures` among them, is
+    of a format matplotlib cannot write. Returns the paths, as Paths."""
     for figure in figures:
         check_figure(figure)
     refuse_to_replace([*paths, *figures], overwrite)
-    return [check_writable(path) for path in [*paths, *figures]]
+    return [check_writable(path, advice) for path in [*paths, *figures]]
 
 
 @contextlib.contextmanager

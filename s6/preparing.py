@@ -36,23 +36,58 @@ STROKE_WIDTH = 2.75  # MNIST's median stroke, in pixels of its 20-pixel digit bo
 
 def to_gray(image, working_size=WORKING_SIZE):
     """A PIL image, upright as its EXIF tag says, as a float array in [0, 1], resized to `working_size` pixels
-    along its longer side (None: as it is); transparency becomes a ground that contrasts with what is drawn,
-    so dark ink on a transparent PNG reads as dark ink on white."""
+    along its longer side (None: as it is); transparency becomes the ground that what is drawn was drawn on
+    (`transparent_ground`), so dark ink on a transparent PNG reads as dark ink on white."""
     image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = on_its_ground(image)
     scale = 1 if working_size is None else working_size / max(image.size)
     if scale != 1:  # small pictures grow too, so that a stroke spans a few pixels
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                              Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
-        gray, alpha = rgba[..., :3].mean(-1), rgba[..., 3]
-        drawn = alpha > 0.5
-        ground = 1.0 if not drawn.any() or gray[drawn].mean() < 0.5 else 0.0
-        return gray * alpha + ground * (1 - alpha)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float greys: their own range
         values = np.asarray(image, dtype=np.float32)
         return (values - values.min()) / max(values.max() - values.min(), 1e-6)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def on_its_ground(image):
+    """A picture with transparency laid on the ground it was drawn on (`transparent_ground`), as a grey ("L") image
+    of its own size. The ground is judged at WORKING_SIZE, where the strokes of even a small picture are several
+    pixels wide."""
+    judged = WORKING_SIZE / max(image.size)
+    resized = image.resize((max(1, round(image.width * judged)), max(1, round(image.height * judged))),
+                           Image.Resampling.BICUBIC)
+    gray, alpha = gray_and_alpha(resized)
+    ground = transparent_ground(gray, alpha > 0.5)
+    gray, alpha = gray_and_alpha(image)
+    return Image.fromarray(np.uint8(np.round((gray * alpha + ground * (1 - alpha)) * 255)), "L")
+
+
+def gray_and_alpha(image):
+    """(grey, opacity) of a picture with transparency, each a float array in [0, 1]."""
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+    return rgba[..., :3].mean(-1), rgba[..., 3]
+
+
+def transparent_ground(gray, drawn):
+    """The grey (0 or 1) that the transparent part of a picture stands for: the ground that what is drawn (`drawn`,
+    its opaque pixels, and `gray`, their grey) was drawn on.
+
+    Where the picture's ground was made transparent after drawing (its pure white, say), the drawing's edges keep
+    the grey of ink blended with that ground: the ground is the side the edges lean to from the strokes' insides.
+    Ink of one grey throughout (a sketchpad's brush, whose edges fade in transparency instead) leans to neither;
+    then the ground is the one of 0 and 1 farther from the ink's grey.
+    """
+    if not drawn.any():
+        return 1.0
+    inside = ndimage.binary_erosion(drawn, iterations=2)
+    edge = drawn & ~ndimage.binary_erosion(drawn)
+    if inside.any() and edge.any():
+        lean = np.median(gray[edge]) - np.median(gray[inside])
+        if abs(lean) > 0.1:
+            return 1.0 if lean > 0 else 0.0
+    return 1.0 if np.median(gray[drawn]) < 0.5 else 0.0
 
 
 def otsu_threshold(values):

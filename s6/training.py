@@ -21,10 +21,11 @@ from tqdm import tqdm
 from s6.checkpoints import restore_checkpoint, save_model
 from s6.config import TrainConfig, UserError, eval_set, get_device, recipe_of, seed_everything
 from s6.data import make_loaders
+from s6.files import writable_folder
 from s6.results import accuracy, prefix, prefix_of
 from s6.runs import check_fresh, check_room, remove_made_from_weights, remove_run, run_lock, save_epoch
-from s6.speed import Speed, first_line, speed_up
-from s6_model import MODELS, count_parameters, layers_called
+from s6.speed import Speed, speed_up
+from s6_model import MODELS, count_parameters, failure, layers_called
 
 
 class TrainingDiverged(RuntimeError):
@@ -52,8 +53,19 @@ def build_model(config, device, model=None):
     if not callable(model):
         raise UserError(f"model={model!r} is not a network: give an nn.Module, or its class (for one of S6's own, "
                         f"TrainConfig.model)")
-    takes_dropout = "dropout" in inspect.signature(model).parameters
-    return (model(dropout=config.dropout) if takes_dropout else model()).to(device)
+    name = getattr(model, "__name__", type(model).__name__)
+    try:
+        takes_dropout = "dropout" in inspect.signature(model).parameters
+    except (TypeError, ValueError):  # a callable whose signature Python cannot read
+        takes_dropout = False
+    try:
+        network = model(dropout=config.dropout) if takes_dropout else model()
+    except Exception as error:  # the user's code: said in one line, with where it failed
+        raise UserError(f"{name}() could not build a network ({failure(error)}): give fit one built, "
+                        f"model={name}(...)") from None
+    if not isinstance(network, nn.Module):
+        raise UserError(f"{name}() returned {type(network).__name__}, not a network (an nn.Module)")
+    return network.to(device)
 
 
 def network_name(network):
@@ -75,7 +87,7 @@ def check_network(model, device):
         strays = [type(layer).__name__ for name, layer, _, _ in layers_called(model, images) if name is None]
         output = model.eval()(images)
     except Exception as error:  # any layer's complaint about the input is the same mistake
-        raise UserError(f"{name} cannot read (N, 1, 28, 28) images: {first_line(error)}") from None
+        raise UserError(f"{name} cannot read (N, 1, 28, 28) images: {failure(error)}") from None
     finally:
         model.train()
     if strays:
@@ -170,6 +182,14 @@ class Run(NamedTuple):
     notes: list  # what a user should know before the run: a network of their own over its budget
 
 
+def check_arguments(config, budget=None):
+    """A UserError where `config` is not a TrainConfig or `budget` not a positive number of parameters."""
+    if not isinstance(config, TrainConfig):
+        raise UserError(f"a run takes a TrainConfig, not {type(config).__name__}: recipe(...) or TrainConfig(...)")
+    if budget is not None and not (isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0):
+        raise UserError(f"budget={budget!r} is not a number of parameters")
+
+
 def set_up(config, device, steps_per_epoch, model=None, budget=None):
     """Seed, then build the model, the optimizer and its schedule (`steps_per_epoch`: an epoch's batches,
     len(train_loader)) and the weight average, and switch the speed tricks on.
@@ -179,6 +199,7 @@ def set_up(config, device, steps_per_epoch, model=None, budget=None):
     over it is trained anyway, and Run.notes says by how much. Raises UserError for a network S6 cannot train
     (`check_network`).
     """
+    check_arguments(config, budget)
     seed_everything(config.seed)
     network = build_model(config, device, model)
     if model is not None:
@@ -333,9 +354,13 @@ def fit(config, out_dir=None, resume=False, overwrite=False, progress=True, log=
     (exports, digit features); `resume=True` continues the run saved there, exactly as it was configured and on
     the same number of CPU threads, or refuses in one line. budget: see `set_up`.
     """
+    check_arguments(config, budget)
     if resume and (not out_dir or overwrite):
         raise UserError("fit(resume=True) continues the run in out_dir: give the folder, and no overwrite")
     out_dir = Path(out_dir) if out_dir else None
+    if out_dir and resume:  # the folder cannot be another one: say what can be done with it
+        writable_folder(out_dir, "a resume writes its checkpoints there: make it writable, or copy the run to a "
+                                 "folder that is and resume it there")
     with run_lock(out_dir) if out_dir else contextlib.nullcontext():
         if out_dir and not resume:
             check_fresh(out_dir, overwrite)  # before minutes of work

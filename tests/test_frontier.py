@@ -73,13 +73,18 @@ with writing([], True, figures=[sys.argv[1]]):
 """
 
 
-@pytest.mark.parametrize("suffix", ["xyz", "PNG "])
-def test_a_figure_matplotlib_cannot_write_ends_in_one_line_before_any_work(tmp_path, run_in_process, monkeypatch,
-                                                                          suffix):
-    monkeypatch.setattr(frontier, "load_sweeps", lambda: pytest.fail("the work started"))
-    result = run_in_process("tools/frontier.py", "--out", tmp_path / f"f.{suffix}")
+@pytest.mark.parametrize("tool, flags", [
+    ("tools/frontier.py", ["--out", "f.xyz"]),
+    ("tools/frontier.py", ["--out", "f.PNG "]),
+    ("tools/ablation.py", ["--report", "--out", "a.json", "--plot", "a.xyz"]),
+    ("tools/experiments.py", ["--models", "arch1", "--out", "e.json", "--plot", "e.xyz"]),
+    ("tools/non_digits.py", ["--out", "n.json", "--plot", "n.xyz"]),
+])
+def test_a_figure_matplotlib_cannot_write_ends_in_one_line_before_any_work(tmp_path, run_in_process, tool, flags):
+    result = run_in_process(tool, *[tmp_path / flag if "." in flag else flag for flag in flags])
     assert_one_line_error(result)
-    assert "matplotlib cannot write" in result.stderr and not list(tmp_path.iterdir())
+    assert "matplotlib cannot write" in result.stderr
+    assert not list(tmp_path.iterdir()), "no record written: the work never started"
 
 
 def test_a_second_command_writing_the_same_figure_is_refused_at_once_in_one_line(tmp_path, run_in_process):

@@ -180,6 +180,18 @@ def test_layers_kept_in_a_plain_list_are_named_where_the_receptive_field_would_m
     assert "nn.ModuleList" in describe(LayersInAList())
 
 
+@pytest.mark.parametrize("given, said", [
+    (Net, "Net is a class: give a network of it, Net()"),
+    (3, "3 is not a network (an nn.Module)"),
+    (nn.Linear(3, 4), "Linear: 16 parameters, receptive_field cannot run Linear on a (1, 1, 28, 28) image: "
+                      "RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+], ids=["a class", "a number", "a network that cannot read a digit"])
+def test_what_describe_is_given_it_describes_in_one_line_or_says_why_it_cannot(given, said):
+    assert describe(given).startswith(said) and "\n" not in describe(given)
+    with pytest.raises(ReceptiveFieldError):
+        receptive_field(given)
+
+
 def test_a_network_without_parameters_or_layers_is_described_without_an_error():
     assert describe(nn.Flatten()) == "Flatten: 0 parameters, a receptive field of 1 pixel before the head"
     assert receptive_field(nn.Sequential(nn.MaxPool2d(2), nn.Flatten()))[0]["receptive_field"] == 2

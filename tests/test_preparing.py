@@ -217,3 +217,21 @@ def test_a_model_without_a_pooled_head_gets_digit_features_from_its_own_forward(
     assert features.means.shape == (10, 2 * (32 + 64 + 128 + 256) + 50)  # every ReLU's channels, twice
     reading = read_digit(model, digits[0], features)
     assert reading.distance is not None and len(reading.probabilities) == 10
+
+
+@pytest.mark.parametrize("size", [28, 112, 280])
+@pytest.mark.parametrize("light", [False, True], ids=["dark ink", "light ink"])
+@pytest.mark.parametrize("clear", [None, 0], ids=["cleared pixels keep their colour", "cleared pixels turned black"])
+def test_a_digit_whose_ground_was_made_transparent_is_prepared_as_on_its_ground(test_digits, size, light, clear):
+    """A digit on paper whose blank paper (its pure white, or pure black for light ink) was made transparent: its
+    anti-aliased edges keep grey of ink and ground blended, so that the drawn pixels' mean grey is near half-way,
+    where a test on it would guess the ground. It is prepared exactly as the picture before it was cleared."""
+    ground = 0 if light else 255
+    for digit in test_digits[0][:6]:
+        on_paper = Image.fromarray(digit if light else 255 - digit).resize((size, size), Image.Resampling.BILINEAR)
+        grey = np.asarray(on_paper)
+        rgba = np.dstack([grey, grey, grey, np.where(grey == ground, 0, 255)]).astype(np.uint8)
+        if clear is not None:
+            rgba[grey == ground, :3] = clear
+        transparent, plain = prepare(Image.fromarray(rgba, "RGBA")), prepare(on_paper)
+        assert torch.allclose(transparent.digit, plain.digit, atol=1e-4)

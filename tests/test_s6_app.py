@@ -6,19 +6,29 @@ functions of tools/app_screenshot.py, which writes the README's picture of the a
 Chromium is missing the tests that need it are skipped, unless S6_REQUIRE_BROWSER=1 (as in CI) makes that a failure.
 """
 
+import io
 import math
 import os
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, as_photo, assert_one_line_error
+from conftest import as_photo, assert_one_line_error
 from PIL import Image
 
-from tools.app_screenshot import SEVEN, VIEWPORT, app_served, chromium, draw, open_page, preview_shown, verdict_becomes
+from tools.app_screenshot import (
+    SEVEN,
+    VIEWPORT,
+    app_served,
+    chromium,
+    draw,
+    drawn_seven,
+    open_page,
+    preview_shown,
+    verdict_becomes,
+)
 from tools.letters import stroke_glyph
 from tools.non_digits import on_sketchpad, smiley
 
@@ -177,16 +187,11 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored_and_one_within_
     assert upload(5 * 1024 * 1024) == 200  # a phone's photo
 
 
-def test_the_apps_picture_is_written_by_its_tool_after_a_drawn_7_and_not_replaced_without_overwrite(
-        browser, app_url, tmp_path):
-    def screenshot(*flags):  # a process of its own: Playwright runs one browser driver per process
-        return subprocess.run([sys.executable, "-m", "tools.app_screenshot", "--url", app_url, *flags], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
-
-    picture = tmp_path / "app.png"
-    result = screenshot("--out", picture)
-    assert result.returncode == 0, result.stderr
-    assert Image.open(picture).size == (VIEWPORT["width"], VIEWPORT["height"])
-    again = screenshot("--out", picture)
+def test_the_apps_picture_is_the_page_after_a_drawn_7_and_its_tool_replaces_none_without_overwrite(
+        browser, app_url, tmp_path, run_in_process):
+    picture = drawn_seven(browser, app_url)  # what python -m tools.app_screenshot writes to doc/app.png
+    assert Image.open(io.BytesIO(picture)).size == (VIEWPORT["width"], VIEWPORT["height"])
+    (tmp_path / "app.png").write_bytes(picture)
+    again = run_in_process("tools/app_screenshot.py", "--url", app_url, "--out", tmp_path / "app.png")
     assert_one_line_error(again)
     assert "app.png exists already" in again.stderr

@@ -492,3 +492,37 @@ def test_a_history_whose_entries_lack_their_fields_ends_in_one_line_wherever_it_
     assert_one_line_error(result)
     damaged = "metrics.json is damaged" if command != "resume" else "checkpoint.pt is not a whole checkpoint"
     assert damaged in result.stderr
+
+
+def test_mnist_packed_in_a_read_only_folder_is_a_one_line_error_naming_that_cause_not_the_network(
+        tmp_path, read_only, offline, run_in_process):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / f"{name}.gz").write_bytes(b"\x1f\x8b packed")
+    read_only(tmp_path / "data")
+    result = run_in_process("s6_train.py", *SMALL, "--data-dir", tmp_path / "data", "--out", tmp_path / "run")
+    assert_one_line_error(result)
+    assert f"MNIST is not unpacked in {raw}, and S6 cannot write there" in result.stderr
+    assert "unpack the .gz files there with gunzip" in result.stderr and "internet" not in result.stderr
+
+
+def test_a_resume_in_a_read_only_folder_says_to_make_it_writable_not_to_choose_another(tmp_path, small_config,
+                                                                                      read_only, run_in_process):
+    stopped_run(small_config(), tmp_path / "run")
+    read_only(tmp_path / "run")
+    result = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--no-progress")
+    assert_one_line_error(result)
+    assert "make it writable, or copy the run to a folder that is and resume it there" in result.stderr
+    assert "choose another" not in result.stderr
+
+
+def test_deleting_the_files_in_a_runs_folder_while_it_trains_does_not_let_a_second_run_in(tmp_path, lock_holder,
+                                                                                         run_in_process):
+    out = tmp_path / "run"
+    lock_holder(out)
+    for leftover in out.iterdir():  # the holder's note, any lock file: what a careless clean-up deletes
+        leftover.unlink()
+    second = run_in_process("s6_train.py", *SMALL, "--out", out)
+    assert_one_line_error(second)
+    assert f"{out} is in use by a run still training there" in second.stderr

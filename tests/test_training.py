@@ -246,9 +246,24 @@ def test_a_resume_that_would_not_continue_the_saved_run_is_refused_in_one_line_a
             fit(dataclasses.replace(three, **change), out_dir=tmp_path, resume=True, progress=False, log=quiet,
                 model=LikeNet)
         assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match="is not a checkpoint of this network") as error:
+        fit(three, out_dir=tmp_path, resume=True, progress=False, log=quiet, model=SameNameOtherLayers)
+    assert "\n" not in str(error.value)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved, "a refused resume changes nothing"
     _, resumed = fit(three, out_dir=tmp_path, resume=True, progress=False, log=quiet, model=LikeNet)
     assert without_seconds(resumed) == without_seconds(uninterrupted)
+
+
+class SameNameOtherLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(1, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+SameNameOtherLayers.__name__ = "LikeNet"  # another network of the same name as the one the run trained
 
 
 class DrawsFromPythonsRandom(LikeNet):
@@ -283,17 +298,47 @@ class LayersInAList(nn.Module):
         return self.head(x)
 
 
+class NeedsWidth(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(1, width, 3), nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, 10, 1),
+                                    nn.Flatten())
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def frozen():
+    network = LikeNet()
+    network.requires_grad_(False)
+    return network
+
+
 @pytest.mark.parametrize("network, said", [
     (lambda: nn.Sequential(LikeNet(), nn.Softmax(dim=1)), "returns probabilities (each row sums to 1"),
     (LayersInAList, "runs layers that are not its submodules (Conv2d)"),
     (lambda: nn.Flatten(), "Flatten has no parameters to train"),
-    (lambda: nn.Sequential(nn.Conv2d(3, 10, 28), nn.Flatten()), "cannot read (N, 1, 28, 28) images"),
-], ids=["ends in a softmax", "layers in a plain list", "no parameters", "takes colour images"])
+    (frozen, "LikeNet has no parameters to train"),
+    (lambda: nn.Sequential(nn.Conv2d(3, 10, 28), nn.Flatten()), "cannot read (N, 1, 28, 28) images: RuntimeError"),
+    (NeedsWidth, "NeedsWidth() could not build a network (TypeError: "),
+    (lambda: [nn.Conv2d(1, 10, 28)], "<lambda>() returned list, not a network"),
+    ("Net", "model='Net' is not a network"),
+], ids=["ends in a softmax", "layers in a plain list", "no parameters", "all frozen", "takes colour images",
+        "a class that needs arguments", "a function returning a list", "a string"])
 def test_a_network_s6_cannot_train_as_given_is_a_one_line_error_saying_why_before_training(small_config, network,
                                                                                            said):
     with pytest.raises(UserError, match=re.escape(said)) as error:
         fit(small_config(), progress=False, log=quiet, model=network)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("config, budget, said", [
+    ({"epochs": 1}, None, "a run takes a TrainConfig, not dict"),
+    (None, "20k", "budget='20k' is not a number of parameters"),
+])
+def test_fit_given_no_config_or_a_budget_that_is_no_number_is_a_one_line_error(small_config, config, budget, said):
+    with pytest.raises(UserError, match=re.escape(said)):
+        fit(config or small_config(), progress=False, log=quiet, model=LikeNet, budget=budget)
 
 
 def test_a_fit_into_a_folder_holding_a_run_is_refused_and_overwrite_removes_the_files_of_its_weights(
