@@ -149,6 +149,7 @@ def test_calibrate_beside_weights_in_a_read_only_folder_ends_in_one_line_before_
     result = run_in_process("s6_predict.py", "--calibrate", "--weights", folder / "model.pt")
     assert_one_line_error(result)
     assert f"cannot write to {folder} (" in result.stderr
+    assert "goes beside the weights: make that folder writable" in result.stderr  # it cannot go elsewhere
 
 
 def test_a_picture_named_in_letters_the_terminal_lacks_is_read_and_its_name_printed_escaped(tmp_path, test_digits):
