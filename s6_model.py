@@ -283,3 +283,31 @@ def describe(model, input_size=(1, 28, 28)):
             return str(error)
         seen = str(error)
     return f"{type(model).__name__}: {count_parameters(model):,} parameters, {seen}"
+
+
+def layer_costs(model, input_size=(1, 28, 28)):
+    """What each convolution of `model` costs, in the order its forward runs them: one row each with its name, its
+    input and output channels, its output size (pixels a side), its parameters (weights and bias) and the
+    multiply-adds it takes per image. A convolution's parameters do not depend on the size of its map; its
+    multiply-adds grow with it."""
+    calls = layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))
+    rows = []
+    for name, layer, _, output in calls:
+        if isinstance(layer, nn.Conv2d):
+            weights = layer.weight.numel()
+            rows.append(dict(name=name, in_channels=layer.in_channels, out_channels=layer.out_channels,
+                             output_size=output.shape[-1], parameters=sum(p.numel() for p in layer.parameters()),
+                             multiply_adds=weights * output.shape[-2] * output.shape[-1]))
+    return rows
+
+
+def ingredients(model, input_size=(1, 28, 28)):
+    """Which of the assignment's ingredients `model`'s forward uses: BatchNorm, Dropout (at a rate above 0), and
+    global average pooling (an average that leaves one value per channel); with its parameter count."""
+    layers = [(layer, output) for _, layer, _, output in
+              layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))]
+    return {"parameters": count_parameters(model),
+            "BatchNorm": any(isinstance(layer, nn.modules.batchnorm._BatchNorm) for layer, _ in layers),
+            "Dropout": any(isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0 for layer, _ in layers),
+            "global average pooling": any(isinstance(layer, nn.AdaptiveAvgPool2d | nn.AvgPool2d)
+                                          and tuple(output.shape[-2:]) == (1, 1) for layer, output in layers)}

@@ -23,13 +23,15 @@ from s6.plots import (
     model_summary,
     plot_ablation,
     plot_confusion_matrix,
+    plot_feature_maps,
     plot_history,
     plot_ladder,
     plot_misclassified,
+    plot_receptive_fields,
     plot_samples,
     plot_test_accuracy,
 )
-from s6.results import summarize
+from s6.results import assignment_row, markdown_table, summarize
 from s6.runs import run_record
 from s6.speed import speed_up
 from s6.training import (
@@ -62,8 +64,9 @@ __all__ = [
     # evaluation
     "confusion_matrix", "predict",
     # results files
-    "CheckpointError", "load_config", "load_weights", "run_record", "save_json", "summarize",
+    "CheckpointError", "assignment_row", "load_config", "load_weights", "markdown_table", "run_record", "save_json",
+    "summarize",
     # inspection and plots
-    "model_summary", "plot_ablation", "plot_confusion_matrix", "plot_history", "plot_ladder", "plot_misclassified",
-    "plot_samples", "plot_test_accuracy",
+    "model_summary", "plot_ablation", "plot_confusion_matrix", "plot_feature_maps", "plot_history", "plot_ladder",
+    "plot_misclassified", "plot_receptive_fields", "plot_samples", "plot_test_accuracy",
 ]

@@ -6,13 +6,16 @@ import io
 import math
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from torch import nn
 
 from s6.config import TARGET_ACC
 from s6.data import MNIST_MEAN, MNIST_STD
 from s6.results import accuracy, evaluated_epochs, prefix_of
-from s6_model import Net
+from s6_model import GLOBAL, Net, layers_called, receptive_field
 
 
 def model_summary(model, input_size=(1, 28, 28)):
@@ -110,25 +113,29 @@ def plot_test_accuracy(curves, target=TARGET_ACC, title="test accuracy", eval_se
 
 def plot_ablation(ablation, target=TARGET_ACC):
     """What each ingredient is worth, from results/ablation.json: each variant's last-epoch test accuracy over its
-    seeds (the mean as a dot, the range as a bar) beside Net's, and the median epoch it first reached the target."""
+    seeds (the mean as a dot, the range as a bar) beside Net's, and the median over its seeds of the first epoch
+    whose test accuracy reached the target."""
     rows = list(ablation["rows"].values())
-    fig = Figure(figsize=(11, 0.45 * len(rows) + 1.4), layout="constrained")
+    fig = Figure(figsize=(13, 0.45 * len(rows) + 1.6), layout="constrained")
     ax = fig.subplots()
     for y, row in enumerate(rows):
         color = "tab:blue" if y == 0 else "tab:gray"
         ax.plot([row["min"], row["max"]], [y, y], color=color, linewidth=3, alpha=0.5)
         ax.plot(row["mean"], y, "o", color=color)
         first = row["median_first_epoch_at_target"]
-        ax.annotate(f"{row['mean']:.2f}%" + (f", {target}% in epoch {first:g}" if first is not None else ""),
+        ax.annotate(f"{row['mean']:.2f}%" + (f", first ≥ {target}%: epoch {first:g}" if first is not None else ""),
                     (row["max"], y), textcoords="offset points", xytext=(6, -3), fontsize=8)
     ax.axvline(rows[0]["mean"], color="tab:blue", linestyle=":", linewidth=1, label="Net's mean")
     ax.axvline(target, color="gray", linestyle="--", linewidth=1, label=f"{target}%")
     ax.set_yticks(range(len(rows)), [row["taken away"] for row in rows], fontsize=8)
     ax.invert_yaxis()
     low = min(row["min"] for row in rows)
-    ax.set_xlim(max(low, 97.0) - 0.1, 100)
-    ax.set(xlabel=f"last-epoch test accuracy (%), seeds {', '.join(map(str, ablation['seeds']))}: mean and range",
-           title="Net's recipe with one thing taken away")
+    ax.set_xlim(max(low, 97.0) - 0.1, 100.3)  # room for the labels right of the bars
+    ax.set_xticks([tick for tick in ax.get_xticks() if tick <= 100])
+    ax.set(xlabel=f"last-epoch test accuracy (%) of seeds {', '.join(map(str, ablation['seeds']))}: their mean (dot) "
+                  f"and range (bar)",
+           title=f"Net's recipe with one thing taken away\n(first ≥ {target}%: the first epoch whose test accuracy "
+                 f"reached it, the median of the seeds')")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower center")
     return fig
@@ -151,4 +158,60 @@ def plot_ladder(experiments, target=TARGET_ACC, budget=Net.budget):
            xlim=(3_000, 3_000_000))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_feature_maps(model, image, channels=8):
+    """What `model` sees of one (1, 28, 28) normalised image: the image, then, for each convolution of its features,
+    its maps after the activation that follows it (BatchNorm and ReLU), up to `channels` of them, light where a
+    channel responds. Each row's title names the convolution, its channels and its map's size."""
+    model = copy.deepcopy(model).cpu().eval()
+    maps, convolution = [], None
+    for name, layer, _, output in layers_called(model, image.unsqueeze(0).cpu()):
+        if isinstance(layer, nn.Conv2d):
+            convolution = name
+        elif isinstance(layer, nn.ReLU) and output.dim() == 4 and convolution is not None:
+            maps.append((f"convolution {len(maps) + 1} ({convolution})", output[0]))
+            convolution = None
+    fig = Figure(figsize=(channels * 1.1 + 1.5, 1.3 * (len(maps) + 1)), layout="constrained")
+    axes = fig.subplots(len(maps) + 1, channels, squeeze=False)
+    _show_digit(axes[0, 0], image, "the digit, 28x28")
+    for ax in axes[0, 1:]:
+        ax.axis("off")
+    for row, (name, activation) in zip(axes[1:], maps, strict=True):
+        for column, ax in enumerate(row):
+            ax.axis("off")
+            if column < len(activation):
+                ax.imshow(activation[column].numpy(), cmap="magma")
+        row[0].set_title(f"{name}: {len(activation)} channels, {activation.shape[-1]}x{activation.shape[-1]}",
+                         fontsize=8, loc="left")
+    fig.suptitle(f"{type(model).__name__}'s feature maps after each convolution, its first {channels} channels "
+                 f"(light: the channel responds)")
+    return fig
+
+
+def plot_receptive_fields(image, models):
+    """How much of one (1, 28, 28) normalised image one output of each layer sees, for each of `models` ({name:
+    network}): the digit, and a square per layer of its features (up to the global pooling), centred, as wide as
+    the layer's receptive field (s6_model.receptive_field). A square wider than 28 pixels reaches past the digit."""
+    rows = {}
+    for name, model in models.items():
+        layers = receptive_field(model)
+        pooled = next((i for i, row in enumerate(layers) if row["type"] in {cls.__name__ for cls in GLOBAL}),
+                      len(layers))
+        rows[name] = layers[:pooled]
+    reach = max(row["receptive_field"] for layers in rows.values() for row in layers) / 2 + 1
+    fig = Figure(figsize=(6.5 * len(models), 4.6), layout="constrained")
+    for ax, (name, layers) in zip(fig.subplots(1, len(models), squeeze=False)[0], rows.items(), strict=True):
+        ax.imshow((image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1,
+                  extent=(0, 28, 28, 0))
+        for depth, row in enumerate(layers):
+            side = row["receptive_field"]
+            color = colormaps["viridis"](depth / max(1, len(layers) - 1))
+            ax.add_patch(Rectangle((14 - side / 2, 14 - side / 2), side, side, fill=False, color=color, linewidth=1.5,
+                                   label=f"{row['name']} ({row['type']}): {side} px"))
+        ax.add_patch(Rectangle((0, 0), 28, 28, fill=False, color="gray", linestyle=":", linewidth=1))
+        ax.set(xlim=(14 - reach, 14 + reach), ylim=(14 + reach, 14 - reach), xlabel="pixels (dotted: the 28x28 digit)",
+               title=f"{name}: one output of each layer sees")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="layer: receptive field")
     return fig

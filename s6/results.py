@@ -9,6 +9,7 @@ import numbers
 import statistics
 
 from s6.config import TARGET_ACC
+from s6_model import Net, ingredients
 
 PREFIXES = {"test": "test", "validation": "val"}
 
@@ -114,3 +115,23 @@ def markdown_table(rows, columns=None):
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def assignment_row(name, model, history=None, budget=Net.budget, epochs=20, target=TARGET_ACC):
+    """One row of the table "does this network meet the assignment?" for `model`, named `name`: fewer parameters
+    than `budget`, BatchNorm, Dropout and global average pooling in its forward (s6_model.ingredients), and, with
+    `history`, a run of at most `epochs` epochs whose last epoch reached `target`. Each cell "yes" or "no", with what
+    was found."""
+    found = ingredients(model)
+
+    def said(met, what=""):
+        return ("yes" if met else "no") + (f" ({what})" if what else "")
+
+    row = {"network": name, f"under {budget:,} parameters": said(found["parameters"] < budget,
+                                                                 f"{found['parameters']:,}"),
+           **{part: said(found[part]) for part in ("BatchNorm", "Dropout", "global average pooling")}}
+    if history is not None:
+        final = final_accuracy(summarize(history, target))
+        row[f"≥ {target}% within {epochs} epochs"] = said(len(history) <= epochs and final >= target,
+                                                          f"{final:.2f}% after {len(history)}")
+    return row

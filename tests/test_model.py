@@ -14,6 +14,8 @@ from s6_model import (
     count_parameters,
     describe,
     feature_receptive_field,
+    ingredients,
+    layer_costs,
     receptive_field,
     separable_bn,
 )
@@ -195,3 +197,23 @@ def test_what_describe_is_given_it_describes_in_one_line_or_says_why_it_cannot(g
 def test_a_network_without_parameters_or_layers_is_described_without_an_error():
     assert describe(nn.Flatten()) == "Flatten: 0 parameters, a receptive field of 1 pixel before the head"
     assert receptive_field(nn.Sequential(nn.MaxPool2d(2), nn.Flatten()))[0]["receptive_field"] == 2
+
+
+def test_a_convolutions_parameters_do_not_depend_on_its_maps_size_and_its_multiply_adds_do():
+    network = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.MaxPool2d(2),
+                            nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    _, at_28, at_14 = layer_costs(network)
+    assert at_28["parameters"] == at_14["parameters"] == 16 * 16 * 9 + 16
+    assert at_28["multiply_adds"] == 4 * at_14["multiply_adds"] == 16 * 16 * 9 * 28 * 28
+    nets = layer_costs(Net())
+    assert nets[1]["parameters"] < nets[5]["parameters"] and nets[1]["multiply_adds"] > nets[5]["multiply_adds"]
+
+
+@pytest.mark.parametrize("network, found", [
+    (Net(), {"BatchNorm": True, "Dropout": True, "global average pooling": True}),
+    (Net(dropout=0.0), {"BatchNorm": True, "Dropout": False, "global average pooling": True}),
+    (BaselineNet(), {"BatchNorm": False, "Dropout": False, "global average pooling": False}),
+    (NETWORKS["net-dense-head"](), {"BatchNorm": True, "Dropout": True, "global average pooling": False}),
+], ids=["Net", "Net without dropout", "the baseline", "Net with a dense head"])
+def test_ingredients_are_the_assignments_layers_the_forward_runs(network, found):
+    assert ingredients(network) == {"parameters": count_parameters(network), **found}

@@ -36,10 +36,12 @@ VARIANTS = {
                    NETWORKS["net-dense-head"]),
     "no-augmentation": ("augmentation (rotation, shift, zoom)", AUGMENTATION_OFF, None),
     "no-weight-average": ("the weight average (the trained weights evaluated)", dict(ema_decay=0.0), None),
-    "step-schedule": ("OneCycle: 0.1, divided by 10 at half and three quarters", dict(schedule="step"), None),
-    "constant-rate": ("OneCycle: a constant rate of 0.1", dict(schedule="constant"), None),
+    "step-schedule": ("OneCycle, for a step schedule: 0.1, divided by 10 at half and at three quarters",
+                      dict(schedule="step"), None),
+    "constant-rate": ("OneCycle, for a constant rate of 0.1", dict(schedule="constant"), None),
     "no-label-smoothing": ("label smoothing", dict(label_smoothing=0.0), None),
-    "arch3": ("depth, for width: the seed's third design (32 channels, three convolutions)", {}, NETWORKS["arch3"]),
+    "arch3": ("depth, for width: arch3, the first README's third design (32 channels, three convolutions)", {},
+              NETWORKS["arch3"]),
 }
 
 
@@ -95,7 +97,7 @@ def table(ablation):
         f"last-epoch test acc, mean of seeds {seeds}": f"{r['mean']:.2f}%",
         "min / max": f"{r['min']:.2f}% / {r['max']:.2f}%",
         "against Net": "—" if name == "net" else f"{round(r['mean'] - net, 2) + 0.0:+.2f}",  # no -0.00
-        f"median first epoch ≥ {TARGET_ACC}%": first(r)} for name, r in ablation["rows"].items()])
+        f"first epoch ≥ {TARGET_ACC}%, median of the seeds": first(r)} for name, r in ablation["rows"].items()])
 
 
 def main(argv=None):
