@@ -95,8 +95,9 @@ def build_app(model, features=None):
     return app
 
 
-def serve(app, host="127.0.0.1", port=7860, **launch):
-    """Serve the page of `build_app` on `host`:`port` with the limits a page others may reach needs (see
-    MAX_UPLOAD_MB); `launch`: more of gr.Blocks.launch's options. Blocks until the server stops."""
+def serve(app, host="127.0.0.1", port=None, **launch):
+    """Serve the page of `build_app` on `host`:`port` (None: the first free port from 7860) with the limits a page
+    others may reach needs (see MAX_UPLOAD_MB); `launch`: more of gr.Blocks.launch's options. Blocks until the
+    server stops, but in a notebook."""
     app.queue(max_size=QUEUE_SIZE).launch(server_name=host, server_port=port,
                                           max_file_size=MAX_UPLOAD_MB * 1024 * 1024, **launch)

@@ -328,9 +328,10 @@ def confusion_matrix(labels, predictions, classes=10):
 
 
 def epoch_header(eval_set="test"):
-    """The heading of format_epoch's lines; `eval_set` names what was evaluated ('test' or 'validation')."""
+    """The heading of format_epoch's lines; `eval_set` names what was evaluated ('test' or 'validation').
+    "start lr": the learning rate an epoch began with (the schedule moves it after every batch)."""
     short = prefix(eval_set)
-    return f"epoch | train loss  train acc | {short + ' loss':>9}  {short + ' acc':>8} |     lr    | seconds"
+    return f"epoch | train loss  train acc | {short + ' loss':>9}  {short + ' acc':>8} |  start lr | seconds"
 
 
 def format_epoch(record):

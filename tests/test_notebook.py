@@ -75,8 +75,6 @@ def short_run(committed):
     config_index = notebook.cells.index(tagged(notebook, "config"))
     notebook.cells.insert(config_index + 1, cell_with(SHORT_RUN, "short-run"))
     notebook.cells.remove(tagged(notebook, "app"))
-    own = tagged(notebook, "own-training")
-    own.source = shortened(own.source, 'recipe("quick")', 'recipe("quick", max_batches=10)')
     export = tagged(notebook, "export")
     export.source = shortened(export.source, "overwrite=True)", "overwrite=True, limit=1000, calibration_images=300)")
     training, data, model = (tagged(notebook, tag).source for tag in ("training", "data", "model"))
@@ -102,7 +100,8 @@ def test_the_notebook_runs_top_to_bottom_and_draws_its_figures(short_run, commit
     assert not errors, errors[0]["evalue"] if errors else ""
     assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))
     images = sum("image/png" in out.get("data", {}) for cell in cells for out in cell.outputs)
-    assert images == 6, "ladder, ablation, samples, curves, misclassified digits, confusion matrix"
+    assert images == 8, ("ladder, ablation, samples, receptive fields, curves, misclassified digits, confusion matrix, "
+                         "feature maps")
 
 
 def test_the_notebooks_loop_gives_the_history_fit_gives_for_its_config(short_run):
@@ -123,10 +122,23 @@ def test_the_training_cell_run_again_after_finishing_after_a_stop_or_after_the_d
     assert [out["ename"] for out in stopped.outputs if out.output_type == "error"] == ["KeyboardInterrupt"]
 
 
-def test_a_network_defined_in_the_notebook_is_described_and_trained_there(short_run):
+def test_a_network_defined_in_the_notebook_is_described_and_trained_there_as_the_settings_cell_shortened(short_run):
     said = stream_text([tagged(short_run, "own-network"), tagged(short_run, "own-training")])
     assert re.search(r"^MyNet: [\d,]+ parameters, a receptive field of 16 pixels before the head$", said, re.M)
     assert re.search(r"^MyNet, quick recipe: \d+\.\d\d% in \d+ s on cpu$", said, re.M)
+    printed = json.loads(re.search(r"^config: (.*)$", said, re.M).group(1))
+    assert printed["model"] == "MyNet", "the run's config names the network it trains"
+    assert (printed["epochs"], printed["max_batches"]) == (1, 10), "the short run's, as the settings cell shortened"
+
+
+def test_the_notebook_tells_whether_each_network_meets_the_assignment_and_answers_its_question(short_run):
+    cell = tagged(short_run, "assignment")
+    table = next(out["data"]["text/markdown"] for out in cell.outputs if "text/markdown" in out.get("data", {}))
+    header, _, *rows = table.splitlines()
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == ["Net", "MyNet"]
+    assert "under 20,000 parameters" in header and "≥ 99.4% within 20 epochs" in header
+    assert rows[1].split(" | ")[3] == "no", "MyNet has no Dropout"
+    assert re.search(r"MyNet's features see 16 pixels of the 28, Net's 32", stream_text([cell]))
 
 
 def test_the_notebook_shows_the_training_step_that_train_one_epoch_runs(committed):
