@@ -2,15 +2,19 @@
 measure the reader. Each runs from the repository's root as a module, `python -m tools.NAME --help`;
 doc/reproducing.md gives the command behind every file they wrote.
 
-ablation      what each ingredient of Net's recipe is worth: one taken away at a time, three seeds each
-bench         the fast training path against the conventional one, and where a quick run's seconds go
-experiments   from a 593,200-parameter baseline to Net: the seed's architectures, one run each
-figures       the README's figures of a finished run
-frontier      accuracy against parameters at the four budgets, beside public single runs
-photo_digits  photo-like pictures of MNIST test digits, ten kinds of trouble
-small_digits  small digits: shrunk, block-counted and scanned, 8x8 to 20x20
-non_digits    pictures that are no digit: letters, doodles, digits side by side, blank paper
-letters       letters and symbols in fonts and drawn strokes, split by font
+ablation        what each ingredient of Net's recipe is worth: one taken away at a time, three seeds each
+app_screenshot  the app's page after a drawn 7, doc/app.png
+bench           the fast training path against the conventional one, and where a quick run's seconds go
+experiments     from a 593,200-parameter baseline to Net: the first README's designs, one run each
+figures         the figures of a finished run, and a sweep's curves of its seeds
+frontier        accuracy against parameters at the four budgets, beside public single runs
+networks        the lab's networks: the designs that led to Net, and Net with one ingredient taken away
+photo_digits    photo-like pictures of MNIST test digits, ten kinds of trouble
+small_digits    small digits: shrunk, block-counted and scanned, 8x8 to 20x20
+non_digits      pictures that are no digit: letters, doodles, digits side by side, blank paper
+letters         letters and symbols in fonts and drawn strokes, split by font
+
+`record(name)` reads a committed record, results/<name>, for the tables that the documents' cog blocks print.
 """
 
 from pathlib import Path
