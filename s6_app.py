@@ -8,7 +8,7 @@ receives (made MNIST-like exactly as s6_predict.py does it), and the same verdic
 the digit, "unsure" where the network is, or "not a digit" where the picture is unlike every digit
 the network was trained on (then with no probabilities). It listens on this computer only unless --host says
 otherwise (--host 0.0.0.0 serves every network the computer is on); for that, an upload is limited to 20 MB and
-kept an hour, and a queue of requests to 32 (s6/app.py).
+deleted once an hour old, and a queue of requests to 32 (s6/app.py).
 """
 
 import argparse

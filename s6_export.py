@@ -80,9 +80,10 @@ def locate(source, model_flag):
         return weights, model_flag or "net"
     record = read_metrics(metrics)
     config = config_from_record(record["config"], metrics)
-    if network_of(config, record) is None:
-        raise UserError(f"{path} is a run of {trained_network_name(config, record)}, a network S6 does not have, "
-                        f"which this command cannot build: export it in Python, with s6.export.export_and_check")
+    if network_of(config, record.get("model_class")) is None:
+        raise UserError(f"{path} is a run of {trained_network_name(config, record.get('model_class'))}, a network S6 "
+                        f"does not have, which this command cannot build: export it in Python, with "
+                        f"s6.export.export_and_check")
     return weights, config.model
 
 

@@ -102,7 +102,7 @@ class SmallNet(GapNet):
     """Under 8,000 parameters (7,670), RF 32: TinyNet's layout, wider after 28x28.
 
     Separable convolutions after 28x28 let the 14x14 and 7x7 blocks be 32-48 channels wide. Trained with
-    lighter augmentation and a higher peak learning rate than Net (RECIPES in s6/config.py): a network this
+    lighter augmentation and a higher peak learning rate than Net (MODEL_RECIPES in s6/config.py): a network this
     small underfits rather than overfits.
     """
 
@@ -147,8 +147,14 @@ MODELS = {cls.key: cls for cls in (Net, SmallNet, TinyNet, MicroNet)}
 
 
 def count_parameters(model):
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of trainable parameters (of a lazy layer, once a forward has given it its weights)."""
+    return sum(p.numel() for p in model.parameters()
+               if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter))
+
+
+def keeps_state(layer):
+    """Whether a layer has parameters or buffers of its own: weights to train and save, or statistics to keep."""
+    return any(True for _ in layer.parameters()) or any(True for _ in layer.buffers())
 
 
 def _pair(value):
@@ -190,14 +196,26 @@ def layers_called(model, images):
     return calls
 
 
+def blank_forward(model, input_size=(1, 28, 28)):
+    """`layers_called` on one blank image of `input_size`: the layers a forward runs, with the sizes it gives them."""
+    return layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))
+
+
 def device_of(model):
     """The device of a model's first parameter or buffer; the CPU for a model without either."""
     return next((tensor.device for tensor in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
 
+def in_a_library(filename):
+    """Whether a source file is S6's, torch's or an installed package's: not the code of a user of S6."""
+    libraries = (str(Path(torch.__file__).parent), str(Path(__file__).parent / "s6"), __file__)
+    return filename.startswith(libraries) or "site-packages" in filename or "dist-packages" in filename
+
+
 def failure(error):
-    """An exception in a few words: its type, its message's first line, and where it was raised (file:line)."""
-    frames = traceback.extract_tb(error.__traceback__)
+    """An exception in a few words: its type, its message's first line, and the user's line it was raised at
+    (file:line), the innermost outside S6, torch and the installed packages, where there is one."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if not in_a_library(frame.filename)]
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}{where}"
 
@@ -227,16 +245,17 @@ def receptive_field(model, input_size=(1, 28, 28)):
     size, jump, rf = input_size[-1], 1, 1
     rows = []
     try:
-        calls = layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))
+        calls = blank_forward(model, input_size)
     except Exception as error:  # whatever the forward raises, it cannot be followed
         raise ReceptiveFieldError(f"receptive_field cannot run {type(model).__name__} on a {(1, *input_size)} "
                                   f"image: {failure(error)}") from None
     for name, layer, x, y in calls:
-        if name is None:
+        if name is None and keeps_state(layer):
             raise ReceptiveFieldError(f"receptive_field cannot follow {type(model).__name__} at a "
                                       f"{type(layer).__name__} that is not its submodule (held in a plain Python list "
                                       f"or dict, it is neither trained nor saved): hold its layers in nn.ModuleList "
                                       f"or nn.Sequential")
+        name = name if name is not None else f"({type(layer).__name__} made in forward)"
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() != 4 or y.dim() != 4:
             break  # flattened: the features have ended
         if x.shape[-1] != size:
@@ -290,8 +309,8 @@ def layer_costs(model, input_size=(1, 28, 28)):
     input and output channels, its output size (pixels a side), its parameters (weights and bias) and the
     multiply-adds it takes per image. A convolution's parameters do not depend on the size of its map; its
     multiply-adds grow with it."""
-    calls = layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))
     rows = []
+    calls = blank_forward(model, input_size)
     for name, layer, _, output in calls:
         if isinstance(layer, nn.Conv2d):
             weights = layer.weight.numel()
@@ -303,9 +322,9 @@ def layer_costs(model, input_size=(1, 28, 28)):
 
 def ingredients(model, input_size=(1, 28, 28)):
     """Which of the assignment's ingredients `model`'s forward uses: BatchNorm, Dropout (at a rate above 0), and
-    global average pooling (an average that leaves one value per channel); with its parameter count."""
-    layers = [(layer, output) for _, layer, _, output in
-              layers_called(model, torch.zeros(1, *input_size, device=device_of(model)))]
+    global average pooling (an average that leaves one value per channel); with its parameter count. Layers are
+    found, not operations: a forward that calls F.dropout or takes x.mean((2, 3)) is said to have neither."""
+    layers = [(layer, output) for _, layer, _, output in blank_forward(model, input_size)]
     return {"parameters": count_parameters(model),
             "BatchNorm": any(isinstance(layer, nn.modules.batchnorm._BatchNorm) for layer, _ in layers),
             "Dropout": any(isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0 for layer, _ in layers),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from s6.cli import add_model_flags, add_overwrite_flag, load_features, load_model, parser_for, run_main, weights_path
 from s6.config import UserError
-from s6.files import check_outputs
+from s6.files import writing
 from s6.preparing import load_digit
 from s6.reading import DIGIT_QUANTILE, FEATURES_FILE, DigitFeatures, read_digit, verdict
 
@@ -50,10 +50,10 @@ def calibrate(model, weights, data_dir, overwrite):
     """Fit DigitFeatures on MNIST's training images (DigitFeatures.fit_on_mnist) and save them beside `weights`."""
     out = Path(weights).parent / FEATURES_FILE
     # before a minute of fitting; the file goes beside the weights, so their folder is the one to make writable
-    check_outputs([out], overwrite, advice=f"{FEATURES_FILE} goes beside the weights: make that folder writable, or "
-                                           f"copy the weights to one that is")
-    features = DigitFeatures.fit_on_mnist(model, data_dir)
-    features.save(out)
+    with writing([out], overwrite, advice=f"{FEATURES_FILE} goes beside the weights: make that folder writable, or "
+                                          f"copy the weights to one that is"):
+        features = DigitFeatures.fit_on_mnist(model, data_dir)
+        features.save(out)
     print(f"{out}: threshold {features.threshold:.1f} ({1 - DIGIT_QUANTILE:.1%} of held-out training digits "
           f"lie beyond it)")
 

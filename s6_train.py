@@ -57,7 +57,7 @@ def resume(args):
     run = saved_run(folder)
     if run is None:
         raise UserError(f"{folder} holds no run to resume (no checkpoint.pt)")
-    if network_of(run.config, run.record) is None:  # the lab's or a user's network: its class is not S6's
+    if network_of(run.config, run.model_class) is None:  # the lab's or a user's network: its class is not S6's
         raise UserError(f"{folder} is a run of a network S6 does not have: {how_to_resume(folder, run)}")
     given = given_settings(args)
     changed = differences(run.config, replace(run.config, **given), ignore=PLACEMENT)

@@ -17,10 +17,11 @@ from s6.reading import read_digit, verdict
 
 PREVIEW_SCALE = 8  # the 28x28 image, shown 224 pixels wide
 # What a page that others may reach should set (s6_app.py --host, the notebook in Colab): uploads bounded in size (a
-# phone's photo fits; a larger file is refused before it is stored, with HTTP 413) and deleted after an hour, a
-# bounded queue (a flood of requests is turned away instead of filling memory), and no usage statistics sent out.
+# phone's photo fits; a larger file is refused before it is stored, with HTTP 413) and deleted once an hour old
+# (looked for every five minutes), a bounded queue (a flood of requests is turned away instead of filling memory),
+# and no usage statistics sent out.
 MAX_UPLOAD_MB = 20
-UPLOADS_KEPT_SECONDS = 3600
+UPLOADS_KEPT_SECONDS, UPLOADS_LOOKED_FOR_SECONDS = 3600, 300
 QUEUE_SIZE = 32
 
 
@@ -70,7 +71,7 @@ def build_app(model, features=None):
     import gradio as gr
 
     with gr.Blocks(title="S6: a compact CNN reads your digit", analytics_enabled=False,
-                   delete_cache=(UPLOADS_KEPT_SECONDS, UPLOADS_KEPT_SECONDS)) as app:
+                   delete_cache=(UPLOADS_LOOKED_FOR_SECONDS, UPLOADS_KEPT_SECONDS)) as app:
         gr.Markdown(f"## S6 reads your digit\nPick the brush at the left of the box and draw a digit, or upload "
                     f"a photo of one written on paper (up to {MAX_UPLOAD_MB} MB).")
         with gr.Row():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from s6.config import NO_VALUE, TrainConfig, UserError, described, differences
+from s6.config import NO_VALUE, PLACEMENT, TrainConfig, UserError, described, differences
 from s6.files import CheckpointError, save_torch
 from s6.results import is_epoch_record
 from s6_model import MODELS
@@ -31,8 +31,8 @@ def checkpoint_state(run, history):
     device = next(run.model.parameters()).device
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), "scheduler": scheduler,
             "epoch": history[-1]["epoch"] if history else 0, "history": history, "config": run.config.to_dict(),
-            "model_class": type(run.model).__name__, "threads": threads_of(device),
-            "ema": run.ema.state_dict() if run.ema else None}
+            "model_class": type(run.model).__name__, "threads": threads_of(device), "device": device.type,
+            "bf16": run.speed.bf16, "ema": run.ema.state_dict() if run.ema else None}
 
 
 def save_model(path, model):
@@ -120,8 +120,9 @@ def restore_checkpoint(path, run):
     """Load checkpoint.pt into a freshly set-up run. Returns (last finished epoch, history so far).
 
     A one-line UserError where the run would not continue exactly the one saved: a network of another class, a
-    config that differs in anything but where it runs (TrainConfig's SAME_RESULT), or CPU epochs that ran on
-    another number of threads than torch uses now (bfloat16 sums would be reduced in another order).
+    config that differs in anything but where its data is and the device's name (TrainConfig's PLACEMENT), another
+    kind of device, bf16 autocast where the saved epochs had none or none where they had it, or CPU epochs that ran
+    on another number of threads than torch uses now (bfloat16 sums would be reduced in another order).
     """
     state = load_torch_file(path)
     check_checkpoint(state, path)
@@ -129,12 +130,22 @@ def restore_checkpoint(path, run):
     if trained_class != network_class:
         raise CheckpointError(f"{path} is a run of {trained_class}, not of {network_class}: resume it with the "
                               f"network it trained, fit(..., model={trained_class})")
-    changed = differences(config_from_record(state["config"], path), run.config)
+    changed = differences(config_from_record(state["config"], path), run.config, ignore=PLACEMENT)
     if changed:
         raise UserError(f"{path} holds a run of another config ({described(changed)}): a resume continues the run "
                         f"as it was saved, so give its own config, load_config('{path}'), or start a new run in "
                         f"another folder")
-    threads, now = state.get("threads"), threads_of(next(run.model.parameters()).device)
+    device = next(run.model.parameters()).device
+    if state.get("device", device.type) != device.type:
+        raise UserError(f"{path}: its epochs ran on the {state['device'].upper()} and this resume would run on the "
+                        f"{device.type.upper()}, so the run would not end where an uninterrupted one does: resume "
+                        f"with --device {state['device']}")
+    if state.get("bf16", run.speed.bf16) != run.speed.bf16:
+        done, now = ("with", "without") if state["bf16"] else ("without", "with")
+        raise UserError(f"{path}: its epochs trained {done} bfloat16 autocast and this resume would train {now} "
+                        f"(another CPU, or another torch), so the run would not end where an uninterrupted one does: "
+                        f"resume it where it trained")
+    threads, now = state.get("threads"), threads_of(device)
     if threads is not None and now is not None and threads != now:
         raise UserError(f"{path}: its epochs ran on {threads} CPU threads, and this resume would run on {now}, so "
                         f"the run would not end where an uninterrupted one does: resume with --threads {threads} "

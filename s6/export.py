@@ -276,8 +276,9 @@ def export_and_check(model, folder, data_dir="data", int8=True, exporter=None, o
     """Export `model` to folder/model.onnx and, with `int8`, folder/model-int8.onnx, each checked in ONNX Runtime
     on MNIST's test set (its first `limit` images; None: all 10,000) before it is written there; int8 is
     calibrated on `calibration_images` training images (None: CALIBRATION_IMAGES). `threads`: ONNX Runtime's
-    (None: its choice). Returns the record results/export.json keeps: accuracies in percent, agreement with
-    PyTorch in percent of the images, sizes in bytes, the opset, exporter, quantizer and versions.
+    (None: its choice). Returns the entry an export's record (s6_export.py's export.json) keeps: accuracies in
+    percent, agreement with PyTorch in percent of the images, sizes in bytes, the opset, exporter, quantizer and
+    versions.
 
     Each file is made and checked in memory (the quantizer works in a temporary folder), and written into `folder`
     only once it passed.

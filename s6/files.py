@@ -88,11 +88,10 @@ def writable_folder(folder, advice="choose another folder"):
     """`folder`, made if it is missing, once a file has been written and removed there; else a WriteError naming the
     cause and, after it, `advice`."""
     folder = Path(folder)
-    probe = folder / ".s6-write-test.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=folder):  # a name of its own: two commands may probe one folder at once
+            pass
     except OSError as error:
         cause = "it is a file" if folder.is_file() else reason(error)
         raise WriteError(f"cannot write to {folder} ({cause}): {advice}") from None
@@ -125,7 +124,7 @@ def refuse_to_replace(paths, overwrite):
     existing = [str(path) for path in paths if Path(path).exists()]
     if existing and not overwrite:
         verb = "exists" if len(existing) == 1 else "exist"
-        raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere with --out, or replace "
+        raise UserError(f"{', '.join(existing)} {verb} already: write elsewhere, or replace "
                         f"{'it' if len(existing) == 1 else 'them'} with --overwrite")
 
 
@@ -151,10 +150,10 @@ def check_outputs(paths, overwrite, figures=(), advice="choose another folder"):
 
 
 @contextlib.contextmanager
-def writing(paths, overwrite, figures=()):
+def writing(paths, overwrite, figures=(), advice="choose another folder"):
     """`check_outputs`, then a lock on each output until the block ends: a second command that would write one of
     them meanwhile is refused at once, in one line, instead of one result replacing the other. Yields the paths."""
-    checked = check_outputs(paths, overwrite, figures)
+    checked = check_outputs(paths, overwrite, figures, advice)
     with contextlib.ExitStack() as held:
         for path in checked:
             lock = FileLock(path.with_name(f".s6-{path.name}.lock"))
@@ -163,4 +162,5 @@ def writing(paths, overwrite, figures=()):
             except Timeout:
                 raise UserError(f"{path} is being written by another command still running: wait for it to end, "
                                 f"or write elsewhere") from None
+        refuse_to_replace(checked, overwrite)  # again, now that no other command can write them
         yield checked

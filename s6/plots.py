@@ -28,8 +28,13 @@ def model_summary(model, input_size=(1, 28, 28)):
     return text.getvalue()
 
 
+def _pixels(image):
+    """A normalised (1, 28, 28) image as its pixels in [0, 1], for imshow."""
+    return (image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy()
+
+
 def _show_digit(ax, image, title, color="black"):
-    ax.imshow((image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(_pixels(image), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(title, fontsize=9, color=color)
     ax.axis("off")
 
@@ -162,9 +167,10 @@ def plot_ladder(experiments, target=TARGET_ACC, budget=Net.budget):
 
 
 def plot_feature_maps(model, image, channels=8):
-    """What `model` sees of one (1, 28, 28) normalised image: the image, then, for each convolution of its features,
-    its maps after the activation that follows it (BatchNorm and ReLU), up to `channels` of them, light where a
-    channel responds. Each row's title names the convolution, its channels and its map's size."""
+    """What `model` sees of one (1, 28, 28) normalised image: the image, then, for each ReLU that follows a
+    convolution (after its BatchNorm), its maps, up to `channels` of them, light where a channel responds. Each row's
+    title names the convolution before it (of a separable block, the pointwise one), its channels and its map's
+    size."""
     model = copy.deepcopy(model).cpu().eval()
     maps, convolution = [], None
     for name, layer, _, output in layers_called(model, image.unsqueeze(0).cpu()):
@@ -203,8 +209,7 @@ def plot_receptive_fields(image, models):
     reach = max(row["receptive_field"] for layers in rows.values() for row in layers) / 2 + 1
     fig = Figure(figsize=(6.5 * len(models), 4.6), layout="constrained")
     for ax, (name, layers) in zip(fig.subplots(1, len(models), squeeze=False)[0], rows.items(), strict=True):
-        ax.imshow((image.squeeze().float() * MNIST_STD + MNIST_MEAN).numpy(), cmap="gray_r", vmin=0, vmax=1,
-                  extent=(0, 28, 28, 0))
+        ax.imshow(_pixels(image), cmap="gray_r", vmin=0, vmax=1, extent=(0, 28, 28, 0))
         for depth, row in enumerate(layers):
             side = row["receptive_field"]
             color = colormaps["viridis"](depth / max(1, len(layers) - 1))

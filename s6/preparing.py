@@ -53,21 +53,14 @@ def to_gray(image, working_size=WORKING_SIZE):
 
 def on_its_ground(image):
     """A picture with transparency laid on the ground it was drawn on (`transparent_ground`), as a grey ("L") image
-    of its own size. The ground is judged at WORKING_SIZE, where the strokes of even a small picture are several
-    pixels wide."""
-    judged = WORKING_SIZE / max(image.size)
-    resized = image.resize((max(1, round(image.width * judged)), max(1, round(image.height * judged))),
-                           Image.Resampling.BICUBIC)
-    gray, alpha = gray_and_alpha(resized)
-    ground = transparent_ground(gray, alpha > 0.5)
-    gray, alpha = gray_and_alpha(image)
-    return Image.fromarray(np.uint8(np.round((gray * alpha + ground * (1 - alpha)) * 255)), "L")
-
-
-def gray_and_alpha(image):
-    """(grey, opacity) of a picture with transparency, each a float array in [0, 1]."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
-    return rgba[..., :3].mean(-1), rgba[..., 3]
+    of its own size, composited in 8 bits as PIL does it (a large picture costs no float copies). The ground is
+    judged at WORKING_SIZE, where the strokes of even a small picture are several pixels wide."""
+    rgba = image.convert("RGBA")
+    judged = WORKING_SIZE / max(rgba.size)
+    resized = np.asarray(rgba.resize((max(1, round(rgba.width * judged)), max(1, round(rgba.height * judged))),
+                                     Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    ground = round(255 * transparent_ground(resized[..., :3].mean(-1), resized[..., 3] > 0.5))
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (ground, ground, ground, 255)), rgba).convert("L")
 
 
 def transparent_ground(gray, drawn):

@@ -9,6 +9,7 @@ metrics.json holds a finished run, one with checkpoint.pt and no model.pt a stop
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -38,6 +39,7 @@ class SavedRun(NamedTuple):
     epochs_done: int
     finished: bool
     record: dict | None  # metrics.json
+    model_class: str | None  # the class of the network trained, where the run's files say (runs before S6 saved it)
 
 
 def run_record(config, model, history):
@@ -108,28 +110,27 @@ def saved_run(folder):
     if {"model.pt", "metrics.json"} <= set(present):
         record = read_metrics(folder / "metrics.json")
         config = config_from_record(record["config"], folder / "metrics.json")
-        return SavedRun(config, len(record["history"]), True, record)
+        return SavedRun(config, len(record["history"]), True, record, record.get("model_class"))
     if "checkpoint.pt" in present:
         state = load_torch_file(folder / "checkpoint.pt")
         check_checkpoint(state, folder / "checkpoint.pt")
         config = config_from_record(state["config"], folder / "checkpoint.pt")
         record = read_metrics(folder / "metrics.json") if "metrics.json" in present else None
-        return SavedRun(config, state["epoch"], False, record)
+        return SavedRun(config, state["epoch"], False, record, state.get("model_class"))
     raise CheckpointError(f"{folder} holds {' and '.join(present)} but not a whole run: move it away, or replace "
                           f"it with --overwrite")
 
 
-def network_of(config, record=None):
-    """The class in s6_model.MODELS that a saved run trained, or None for a network S6 does not have (one of the
-    lab's, or a user's own; runs before TrainConfig.model named such networks say so in their record)."""
+def network_of(config, model_class=None):
+    """The class in s6_model.MODELS that a saved run of `config` trained, or None for a network S6 does not have (one
+    of the lab's, or a user's own, which the run's `model_class` names where its config does not)."""
     network = MODELS.get(config.model)
-    trained = (record or {}).get("model_class")
-    return network if network is not None and trained in (None, network.__name__) else None
+    return network if network is not None and model_class in (None, network.__name__) else None
 
 
-def trained_network_name(config, record=None):
-    """The name of the network a saved run trained: its model_class where the record has one."""
-    return (record or {}).get("model_class") or config.model
+def trained_network_name(config, model_class=None):
+    """The name of the network a saved run trained: its class where the run's files say, else its config's model."""
+    return model_class or config.model
 
 
 def describe_run(run):
@@ -141,9 +142,9 @@ def describe_run(run):
 
 def how_to_resume(folder, run):
     """How to continue the stopped run in `folder`: s6_train.py for S6's networks, fit in Python for another."""
-    if network_of(run.config, run.record) is not None:
-        return f"continue it with --resume {folder}"
-    name = trained_network_name(run.config, run.record)
+    if network_of(run.config, run.model_class) is not None:
+        return f"continue it with --resume {folder} (in Python, fit(..., resume=True))"
+    name = trained_network_name(run.config, run.model_class)
     return (f"continue it in Python, where {name} is defined: fit(load_config('{folder / 'checkpoint.pt'}'), "
             f"out_dir='{folder}', resume=True, model={name})")
 
@@ -156,17 +157,25 @@ def refuse_to_replace_run(folder, run):
 
 
 def check_fresh(folder, overwrite):
-    """Before a new run into `folder`: a UserError where it holds a run, unless `overwrite`."""
-    run = None if overwrite else saved_run(folder)
+    """Before a new run into `folder`: a UserError where it holds a run, or files made from weights (exports, digit
+    features), unless `overwrite`: a new run replaces nothing it was not told to."""
+    if overwrite:
+        return
+    run = saved_run(folder)
     if run is not None:
         refuse_to_replace_run(folder, run)
+    made = [name for name in MADE_FROM_WEIGHTS if (Path(folder) / name).exists()]
+    if made:
+        raise UserError(f"{folder} holds {', '.join(made)}, made from other weights: write elsewhere with --out, or "
+                        f"replace them with --overwrite (overwrite=True in Python)")
 
 
 def remove_run(folder):
     """Delete a run's files from `folder`, and the files made from its weights (nothing else there), so that a new
-    run, or the resumed one, leaves nothing of other weights behind."""
-    for name in (*RUN_FILES, *MADE_FROM_WEIGHTS):
+    run leaves nothing of other weights behind."""
+    for name in RUN_FILES:
         (Path(folder) / name).unlink(missing_ok=True)
+    remove_made_from_weights(folder)
 
 
 def remove_made_from_weights(folder):
@@ -175,7 +184,9 @@ def remove_made_from_weights(folder):
         (Path(folder) / name).unlink(missing_ok=True)
 
 
-_HELD = {}  # the folders this process holds locked: a sweep locks its seed folders, and fit locks each again
+# The folders this process holds locked, each with the thread that locked it: a sweep locks its seed folders, and
+# fit, in the same thread, locks each again
+_HELD = {}
 
 
 @contextlib.contextmanager
@@ -193,7 +204,7 @@ def run_lock(*folders):
 @contextlib.contextmanager
 def _locked(folder):
     key = folder.resolve()
-    if key in _HELD:  # this process holds it already
+    if _HELD.get(key, (None,))[0] == threading.get_ident():  # this thread holds it already
         yield
         return
     release = _lock_folder(folder)
@@ -203,7 +214,7 @@ def _locked(folder):
         holder = (folder / HOLDER_FILE).read_text().strip() if (folder / HOLDER_FILE).is_file() else ""
         raise UserError(f"{folder} is in use by a run still training there ({holder or 'another process'}): wait "
                         f"for it to end, or choose another --out")
-    _HELD[key] = release
+    _HELD[key] = (threading.get_ident(), release)
     try:
         try:
             (folder / HOLDER_FILE).write_text(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")

@@ -8,7 +8,7 @@ one that stopped, and refuses (unless `overwrite`) to replace a run of anything 
 from dataclasses import replace
 from pathlib import Path
 
-from s6.config import UserError, described, differences
+from s6.config import PLACEMENT, SAME_RESULT, UserError, described, differences
 from s6.files import save_json
 from s6.results import seed_statistics
 from s6.runs import describe_run, read_metrics, run_lock, saved_run
@@ -25,8 +25,10 @@ def seed_folders(out, seeds):
 def seed_plan(config, folder, overwrite, model=None):
     """What to do for one seed's folder: 'reuse' its finished run, 'resume' its stopped one, or 'train'.
 
-    A run there of another config, or of a network whose parameter count has changed since, is replaced only with
-    `overwrite`; one that differs only in where or how fast it ran (TrainConfig's SAME_RESULT) is the same run.
+    A run there of another config, of another network class, or of a network whose parameter count has changed
+    since, is replaced only with `overwrite`. A finished run that differs only in where or how fast it ran
+    (TrainConfig's SAME_RESULT) is the same run; a stopped one is resumed only where it differs in no more than where
+    its data is and the device's name (PLACEMENT), as a resume continues exactly the run saved.
     """
     run = None if overwrite else saved_run(folder)
     if run is None:
@@ -34,11 +36,13 @@ def seed_plan(config, folder, overwrite, model=None):
     network = build_model(config, "cpu", model)
     config = replace(config, model=network_name(network)) if model is not None else config
     parameters = count_parameters(network)
-    changed = differences(run.config, config)
-    same_network = run.record is None or run.record.get("parameters") == parameters
+    changed = differences(run.config, config, ignore=SAME_RESULT if run.finished else PLACEMENT)
+    same_class = run.model_class in (None, type(network).__name__)
+    same_network = same_class and (run.record is None or run.record.get("parameters") == parameters)
     if not changed and same_network:
         return "reuse" if run.finished else "resume"
     what = (f"another config ({described(changed)})" if changed else
+            f"another network ({run.model_class}, not {type(network).__name__})" if not same_class else
             f"a network of {run.record.get('parameters'):,} parameters ({parameters:,} now)")
     raise UserError(f"{folder} holds {describe_run(run)} of {what}: replace it with --overwrite, or choose another "
                     f"--out")

@@ -5,6 +5,7 @@ import contextlib
 import copy
 import inspect
 import json
+import numbers
 import random
 import time
 from dataclasses import replace
@@ -25,7 +26,7 @@ from s6.files import writable_folder
 from s6.results import accuracy, prefix, prefix_of
 from s6.runs import check_fresh, check_room, remove_made_from_weights, remove_run, run_lock, save_epoch
 from s6.speed import Speed, speed_up
-from s6_model import MODELS, count_parameters, failure, layers_called
+from s6_model import MODELS, count_parameters, failure, keeps_state, layers_called
 
 
 class TrainingDiverged(RuntimeError):
@@ -69,8 +70,9 @@ def build_model(config, device, model=None):
 
 
 def network_name(network):
-    """What a run's config names `network`: its class's `key` (S6's networks and the lab's), else its class name."""
-    key = getattr(type(network), "key", None)
+    """What a run's config names `network`: the `key` its own class sets (S6's networks and the lab's), else its
+    class name; a subclass of Net of one's own is named for itself, not for Net."""
+    key = vars(type(network)).get("key")
     return key if isinstance(key, str) else type(network).__name__
 
 
@@ -80,20 +82,22 @@ def check_network(model, device):
     layers that are not its submodules (kept in a plain list: torch neither trains nor saves them), or it does not
     map (N, 1, 28, 28) images to (N, 10) logits (it returns another shape, or probabilities)."""
     name = type(model).__name__
-    if count_parameters(model) == 0:
-        raise UserError(f"{name} has no parameters to train")
     images = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
-    try:
-        strays = [type(layer).__name__ for name, layer, _, _ in layers_called(model, images) if name is None]
+    try:  # before the parameters are counted: the forward gives lazy layers (nn.LazyConv2d) their weights
+        strays = [type(layer).__name__ for layer_name, layer, _, _ in layers_called(model, images)
+                  if layer_name is None and (keeps_state(layer) or isinstance(layer, nn.modules.dropout._DropoutNd))]
         output = model.eval()(images)
     except Exception as error:  # any layer's complaint about the input is the same mistake
         raise UserError(f"{name} cannot read (N, 1, 28, 28) images: {failure(error)}") from None
     finally:
         model.train()
+    if count_parameters(model) == 0:
+        raise UserError(f"{name} has no parameters to train")
     if strays:
         raise UserError(f"{name} runs layers that are not its submodules ({', '.join(dict.fromkeys(strays))}): "
-                        f"held in a plain Python list or dict, they are neither trained nor saved; hold them in "
-                        f"nn.ModuleList, nn.ModuleDict or nn.Sequential")
+                        f"held in a plain Python list or dict, or made in its forward, they are neither trained nor "
+                        f"saved, nor switched to evaluation; hold them in nn.ModuleList, nn.ModuleDict or "
+                        f"nn.Sequential")
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, 10):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise UserError(f"{name} returns {shape} for 2 images of (1, 28, 28): S6 trains networks that return "
@@ -186,7 +190,7 @@ def check_arguments(config, budget=None):
     """A UserError where `config` is not a TrainConfig or `budget` not a positive number of parameters."""
     if not isinstance(config, TrainConfig):
         raise UserError(f"a run takes a TrainConfig, not {type(config).__name__}: recipe(...) or TrainConfig(...)")
-    if budget is not None and not (isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0):
+    if budget is not None and not (isinstance(budget, numbers.Real) and not isinstance(budget, bool) and budget > 0):
         raise UserError(f"budget={budget!r} is not a number of parameters")
 
 
@@ -210,9 +214,9 @@ def set_up(config, device, steps_per_epoch, model=None, budget=None):
     speed = speed_up(network, config, ema)
     notes = []
     parameters = count_parameters(network)
-    if budget is not None and parameters > budget:
-        notes.append(f"{type(network).__name__} has {parameters:,} parameters, {parameters - budget:,} over the "
-                     f"budget of {budget:,}: trained anyway")
+    if budget is not None and parameters >= budget:  # the assignment's rule: under the budget
+        notes.append(f"{type(network).__name__} has {parameters:,} parameters, not under the budget of {budget:,}: "
+                     f"trained anyway")
     return Run(config, network, ema, optimizer, scheduler, speed, notes)
 
 
@@ -359,7 +363,10 @@ def fit(config, out_dir=None, resume=False, overwrite=False, progress=True, log=
     if resume and (not out_dir or overwrite):
         raise UserError("fit(resume=True) continues the run in out_dir: give the folder, and no overwrite")
     out_dir = Path(out_dir) if out_dir else None
-    if out_dir and resume:  # the folder cannot be another one: say what can be done with it
+    if out_dir and resume:
+        if not (out_dir / "checkpoint.pt").is_file():
+            raise UserError(f"{out_dir} holds no run to resume (no checkpoint.pt)")
+        # the folder cannot be another one: say what can be done with it
         writable_folder(out_dir, "a resume writes its checkpoints there: make it writable, or copy the run to a "
                                  "folder that is and resume it there")
     with run_lock(out_dir) if out_dir else contextlib.nullcontext():

@@ -22,6 +22,7 @@ from conftest import (
     assert_one_line_error,
     file_size_limit,
     run_script,
+    small,
     stop_after_epoch,
     without_seconds,
 )
@@ -208,6 +209,14 @@ def test_a_new_run_into_a_folder_with_a_finished_run_is_refused_unless_told_to_o
     assert json.loads((folder / "metrics.json").read_text())["config"]["seed"] == 2
 
 
+@pytest.fixture(scope="module")
+def stopped_small_run(tmp_path_factory):
+    """A folder holding the run of SMALL's flags stopped during its last epoch; copy it before changing it."""
+    folder = tmp_path_factory.mktemp("stopped") / "run"
+    stopped_run(small(), folder)
+    return folder
+
+
 def stopped_run(config, folder):
     """A run of `config` in `folder`, stopped by Ctrl-C during its last epoch, before that epoch was saved.
 
@@ -219,16 +228,17 @@ def stopped_run(config, folder):
         fit(config, out_dir=folder, progress=False, log=log)
 
 
-def test_a_new_run_into_a_stopped_runs_folder_is_refused_with_how_to_resume_it(tmp_path, small_config, run_in_process):
-    stopped_run(small_config(), tmp_path)
+def test_a_new_run_into_a_stopped_runs_folder_is_refused_with_how_to_resume_it(stopped_small_run, tmp_path,
+                                                                               run_in_process):
+    shutil.copytree(stopped_small_run, tmp_path, dirs_exist_ok=True)
     refused = run_in_process("s6_train.py", *SMALL, "--out", tmp_path)
     assert_one_line_error(refused)
     assert f"stopped after epoch 1 of 2: continue it with --resume {tmp_path}" in refused.stderr
 
 
-def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run, tmp_path, small_config,
+def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(stopped_small_run, finished_run, tmp_path,
                                                                     run_in_process):
-    stopped_run(small_config(), tmp_path / "net-seed1")
+    shutil.copytree(stopped_small_run, tmp_path / "net-seed1", dirs_exist_ok=True)
     result = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "--out", tmp_path / "net")
     assert result.returncode == 0, result.stderr
     assert "resuming after epoch 1" in result.stdout
@@ -237,9 +247,9 @@ def test_a_stopped_seed_is_resumed_and_ends_as_an_uninterrupted_run(finished_run
     assert without_seconds(resumed) == without_seconds(uninterrupted)
 
 
-def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes_the_run(tmp_path,
-                                                                                         small_config, run_in_process):
-    stopped_run(small_config(), tmp_path / "run")
+def test_resume_takes_another_data_folder_and_device_but_no_setting_that_changes_the_run(stopped_small_run, tmp_path,
+                                                                                         run_in_process):
+    shutil.copytree(stopped_small_run, tmp_path / "run", dirs_exist_ok=True)
     moved = tmp_path / "moved-data" / "MNIST" / "raw"
     moved.mkdir(parents=True)
     for name in MNIST_FILES:
@@ -266,15 +276,15 @@ def test_ctrl_c_before_the_first_epoch_is_saved_says_to_run_again_not_to_resume(
     assert "nothing was saved" in hint and "--resume" not in hint
 
 
-def test_a_full_disk_ends_a_run_or_a_resume_in_one_line_before_training_and_leaves_no_temporary_file(tmp_path,
-                                                                                                  small_config):
+def test_a_full_disk_ends_a_run_or_a_resume_in_one_line_before_training_and_leaves_no_temporary_file(stopped_small_run,
+                                                                                                     tmp_path):
     full_disk = file_size_limit(100_000)  # a checkpoint of Net is over 200 KB
     fresh = run_script("s6_train.py", *SMALL, "--out", tmp_path / "fresh", preexec_fn=full_disk)
     assert_one_line_error(fresh)
     assert f"cannot save checkpoints in {tmp_path / 'fresh'} (File too large)" in fresh.stderr
     assert not re.search(r"^ +1 \|", fresh.stdout, re.MULTILINE), "it stopped before the first epoch"
     assert not [path.name for path in (tmp_path / "fresh").iterdir() if path.suffix in (".tmp", ".pt", ".json")]
-    stopped_run(small_config(), tmp_path / "stopped")
+    shutil.copytree(stopped_small_run, tmp_path / "stopped", dirs_exist_ok=True)
     before = (tmp_path / "stopped" / "checkpoint.pt").read_bytes()
     resumed = run_script("s6_train.py", "--resume", tmp_path / "stopped", "--threads", torch.get_num_threads(),
                          preexec_fn=full_disk)
@@ -300,11 +310,10 @@ def test_a_seed_out_of_range_ends_in_one_line_before_any_folder_is_made(flags, t
     assert not list(tmp_path.iterdir())
 
 
-def test_a_resume_on_another_number_of_threads_is_refused_naming_the_flag_that_keeps_it_exact(tmp_path,
-                                                                                           small_config,
-                                                                                           run_in_process):
+def test_a_resume_on_another_number_of_threads_is_refused_naming_the_flag_that_keeps_it_exact(stopped_small_run,
+                                                                                              tmp_path, run_in_process):
     threads = torch.get_num_threads()
-    stopped_run(small_config(), tmp_path / "run")  # its checkpoint records the threads it trained on
+    shutil.copytree(stopped_small_run, tmp_path / "run")  # its checkpoint records the threads it trained on
     try:
         refused = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--threads", 3 - min(threads, 2))
         assert_one_line_error(refused)
@@ -507,9 +516,9 @@ def test_mnist_packed_in_a_read_only_folder_is_a_one_line_error_naming_that_caus
     assert "unpack the .gz files there with gunzip" in result.stderr and "internet" not in result.stderr
 
 
-def test_a_resume_in_a_read_only_folder_says_to_make_it_writable_not_to_choose_another(tmp_path, small_config,
-                                                                                      read_only, run_in_process):
-    stopped_run(small_config(), tmp_path / "run")
+def test_a_resume_in_a_read_only_folder_says_to_make_it_writable_not_to_choose_another(stopped_small_run, tmp_path,
+                                                                                       read_only, run_in_process):
+    shutil.copytree(stopped_small_run, tmp_path / "run", dirs_exist_ok=True)
     read_only(tmp_path / "run")
     result = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--no-progress")
     assert_one_line_error(result)
@@ -526,3 +535,29 @@ def test_deleting_the_files_in_a_runs_folder_while_it_trains_does_not_let_a_seco
     second = run_in_process("s6_train.py", *SMALL, "--out", out)
     assert_one_line_error(second)
     assert f"{out} is in use by a run still training there" in second.stderr
+
+
+def test_a_new_run_into_a_folder_holding_files_made_from_other_weights_is_refused_unless_told_to_overwrite(
+        tmp_path, run_in_process):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "export.json").write_text('{"exports": {}}')  # a record of exports, such as results/export.json
+    refused = run_in_process("s6_train.py", *SMALL, "--out", folder)
+    assert_one_line_error(refused)
+    assert "holds export.json, made from other weights" in refused.stderr and (folder / "export.json").exists()
+    assert run_in_process("s6_train.py", *SMALL, "--out", folder, "--overwrite").returncode == 0
+    assert not (folder / "export.json").exists() and (folder / "model.pt").exists()
+
+
+@pytest.mark.parametrize("saved, said", [({"bf16": "opposite"}, "bfloat16 autocast and this resume would train"),
+                                         ({"device": "cuda"}, "resume with --device cuda")],
+                         ids=["bf16 then, not now", "another kind of device"])
+def test_a_resume_that_would_compute_otherwise_is_refused_in_one_line(stopped_small_run, tmp_path, run_in_process,
+                                                                      saved, said):
+    shutil.copytree(stopped_small_run, tmp_path / "run", dirs_exist_ok=True)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    state.update({key: (not state[key]) if value == "opposite" else value for key, value in saved.items()})
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    result = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--no-progress")
+    assert_one_line_error(result)
+    assert said in result.stderr

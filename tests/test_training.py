@@ -206,7 +206,7 @@ def test_a_network_without_max_pools_skips_that_speed_trick_and_one_over_its_bud
     fit(small_config(epochs=1), progress=False, log=lines.append, model=strided, budget=1_000)
     said = "\n".join(lines)
     assert "no channels-last max-pooling (the model has no nn.MaxPool2d)" in said
-    assert "note: Sequential has 5,130 parameters, 4,130 over the budget of 1,000: trained anyway" in said
+    assert "note: Sequential has 5,130 parameters, not under the budget of 1,000: trained anyway" in said
 
 
 def test_a_network_that_does_not_return_ten_logits_is_a_one_line_error_before_training(small_config):
@@ -308,6 +308,15 @@ class NeedsWidth(nn.Module):
         return self.layers(x)
 
 
+class WrongView(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.convolution = nn.Conv2d(1, 10, 3)
+
+    def forward(self, x):
+        return self.convolution(x).view(-1, 7)[:, :10]  # 26x26 maps of 10 channels are no rows of 7
+
+
 def frozen():
     network = LikeNet()
     network.requires_grad_(False)
@@ -320,11 +329,14 @@ def frozen():
     (lambda: nn.Flatten(), "Flatten has no parameters to train"),
     (frozen, "LikeNet has no parameters to train"),
     (lambda: nn.Sequential(nn.Conv2d(3, 10, 28), nn.Flatten()), "cannot read (N, 1, 28, 28) images: RuntimeError"),
-    (NeedsWidth, "NeedsWidth() could not build a network (TypeError: "),
+    (NeedsWidth, "NeedsWidth() could not build a network (TypeError: NeedsWidth.__init__() missing 1 required "
+                 "positional argument: 'width')"),
+    (WrongView, f"(test_training.py:{WrongView.forward.__code__.co_firstlineno + 1})"),
     (lambda: [nn.Conv2d(1, 10, 28)], "<lambda>() returned list, not a network"),
     ("Net", "model='Net' is not a network"),
 ], ids=["ends in a softmax", "layers in a plain list", "no parameters", "all frozen", "takes colour images",
-        "a class that needs arguments", "a function returning a list", "a string"])
+        "a class that needs arguments", "a layer that fails, named at the user's line", "a function returning a list",
+        "a string"])
 def test_a_network_s6_cannot_train_as_given_is_a_one_line_error_saying_why_before_training(small_config, network,
                                                                                            said):
     with pytest.raises(UserError, match=re.escape(said)) as error:
@@ -353,3 +365,32 @@ def test_a_fit_into_a_folder_holding_a_run_is_refused_and_overwrite_removes_the_
     fit(small_config(epochs=1), out_dir=folder, overwrite=True, progress=False, log=quiet)
     assert not [name for name in MADE_FROM_WEIGHTS if (folder / name).exists()]
     assert json.loads((folder / "metrics.json").read_text())["config"]["epochs"] == 1
+
+
+class InlineLayers(nn.Module):
+    """Layers without weights made in the forward, as many write a ReLU or a pool: nothing to train or save there."""
+
+    def __init__(self):
+        super().__init__()
+        self.convolution = nn.Conv2d(1, 16, 3, padding=1)
+        self.head = nn.Conv2d(16, 10, 1)
+
+    def forward(self, x):
+        x = nn.MaxPool2d(2)(nn.ReLU()(self.convolution(x)))
+        return nn.Flatten()(self.head(nn.AdaptiveAvgPool2d(1)(x)))
+
+
+class OwnNet(Net):
+    """A network of one's own that is Net by inheritance."""
+
+
+@pytest.mark.parametrize("network, name", [
+    (InlineLayers, "InlineLayers"),
+    (lambda: nn.Sequential(nn.LazyConv2d(8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LazyLinear(10)),
+     "Sequential"),
+    (OwnNet, "OwnNet"),
+], ids=["layers without weights made in the forward", "lazy layers", "a subclass of Net"])
+def test_networks_fit_can_train_are_trained_and_recorded_under_their_own_class(small_config, tmp_path, network, name):
+    fit(small_config(epochs=1), out_dir=tmp_path, progress=False, log=quiet, model=network)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["config"]["model"] == record["model_class"] == name and record["parameters"] > 0

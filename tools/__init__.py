@@ -8,7 +8,8 @@ bench           the fast training path against the conventional one, and where a
 experiments     from a 593,200-parameter baseline to Net: the first README's designs, one run each
 figures         the figures of a finished run, and a sweep's curves of its seeds
 frontier        accuracy against parameters at the four budgets, beside public single runs
-networks        the lab's networks: the designs that led to Net, and Net with one ingredient taken away
+networks        (imported, not run) the lab's networks: the designs that led to Net, and Net with one ingredient taken
+                away
 photo_digits    photo-like pictures of MNIST test digits, ten kinds of trouble
 small_digits    small digits: shrunk, block-counted and scanned, 8x8 to 20x20
 non_digits      pictures that are no digit: letters, doodles, digits side by side, blank paper

@@ -135,6 +135,8 @@ def main(argv=None):
     parser.add_argument("--url", help="an app already serving there (default: s6_app.py, started here)")
     add_overwrite_flag(parser, "the picture")
     args = parser.parse_args(argv)
+    if Path(args.out).suffix.lower() != ".png":
+        parser.error(f"--out {args.out}: the picture is a PNG; give a name ending in .png")
     with writing([], args.overwrite, figures=[args.out]) as (out,), tempfile.TemporaryDirectory() as scratch:
         served = contextlib.nullcontext(args.url) if args.url else app_served(Path(scratch) / "app.log")
         with served as url, chromium() as browser:

@@ -29,10 +29,10 @@ def run_figures(run_dir, data_dir=None):
     record = read_metrics(metrics)
     config = config_from_record({**record["config"], "device": "cpu", **({"data_dir": data_dir} if data_dir else {})},
                                 metrics)
-    network = network_of(config, record)
+    network = network_of(config, record.get("model_class"))
     if network is None:
-        raise UserError(f"{run_dir} is a run of {trained_network_name(config, record)}, a network S6 does not have, "
-                        f"which this command cannot build: draw its figures in Python, with s6.plots")
+        raise UserError(f"{run_dir} is a run of {trained_network_name(config, record.get('model_class'))}, a network "
+                        f"S6 does not have, which this command cannot build: draw its figures in Python, with s6.plots")
     model = load_weights(network(), Path(run_dir) / "model.pt")
     train_loader, test_loader = make_loaders(config, "cpu")
     torch.manual_seed(config.seed)
