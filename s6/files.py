@@ -156,11 +156,17 @@ def writing(paths, overwrite, figures=(), advice="choose another folder"):
     checked = check_outputs(paths, overwrite, figures, advice)
     with contextlib.ExitStack() as held:
         for path in checked:
-            lock = FileLock(path.with_name(f".s6-{path.name}.lock"))
+            lock_file = path.with_name(f".s6-{path.name}.lock")
             try:
-                held.enter_context(lock.acquire(blocking=False))
+                held.enter_context(FileLock(lock_file).acquire(blocking=False))
             except Timeout:
                 raise UserError(f"{path} is being written by another command still running: wait for it to end, "
                                 f"or write elsewhere") from None
+            held.callback(_remove_quietly, lock_file)  # while the lock is still held: no lock file is left behind
         refuse_to_replace(checked, overwrite)  # again, now that no other command can write them
         yield checked
+
+
+def _remove_quietly(path):
+    with contextlib.suppress(OSError):  # Windows keeps a file that is open
+        path.unlink(missing_ok=True)

@@ -223,6 +223,8 @@ def _locked(folder):
                              f"--out") from None
         yield
     finally:
+        with contextlib.suppress(OSError):  # the note goes with the lock; a read-only folder keeps none anyway
+            (folder / HOLDER_FILE).unlink(missing_ok=True)
         del _HELD[key]
         release()
 
