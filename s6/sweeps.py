@@ -11,7 +11,7 @@ from pathlib import Path
 from s6.config import PLACEMENT, SAME_RESULT, UserError, described, differences
 from s6.files import save_json
 from s6.results import seed_statistics
-from s6.runs import describe_run, read_metrics, run_lock, saved_run
+from s6.runs import check_fresh, describe_run, read_metrics, run_lock, saved_run
 from s6.training import build_model, fit, network_name
 from s6_model import count_parameters
 
@@ -32,6 +32,7 @@ def seed_plan(config, folder, overwrite, model=None):
     """
     run = None if overwrite else saved_run(folder)
     if run is None:
+        check_fresh(folder, overwrite)  # nor exports of other weights, unless told to replace them
         return "train"
     network = build_model(config, "cpu", model)
     config = replace(config, model=network_name(network)) if model is not None else config
@@ -65,7 +66,7 @@ def train_seeds(config, seeds, out, overwrite=False, progress=True, log=print, m
             if plan == "reuse":
                 log(f"seed {seed}: reusing the finished run in {folders[seed]}")
             else:
-                fit(configs[seed], out_dir=folders[seed], resume=plan == "resume", overwrite=plan == "train",
+                fit(configs[seed], out_dir=folders[seed], resume=plan == "resume", overwrite=overwrite,
                     progress=progress, log=log, model=model)
         runs = {seed: read_metrics(folder / "metrics.json") for seed, folder in folders.items()}
         stats = seed_statistics(runs)

@@ -561,3 +561,13 @@ def test_a_resume_that_would_compute_otherwise_is_refused_in_one_line(stopped_sm
     result = run_in_process("s6_train.py", "--resume", tmp_path / "run", "--no-progress")
     assert_one_line_error(result)
     assert said in result.stderr
+
+
+def test_a_sweep_into_a_seed_folder_holding_exports_of_other_weights_is_refused_before_any_training(tmp_path,
+                                                                                                  run_in_process):
+    (tmp_path / "net-seed2").mkdir()
+    (tmp_path / "net-seed2" / "model.onnx").write_bytes(b"an export of other weights")
+    refused = run_in_process("s6_train.py", *SMALL, "--seeds", "1", "2", "--out", tmp_path / "net")
+    assert_one_line_error(refused)
+    assert "net-seed2 holds model.onnx, made from other weights" in refused.stderr
+    assert not (tmp_path / "net-seed1").exists() and (tmp_path / "net-seed2" / "model.onnx").exists()
