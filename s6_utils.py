@@ -19,6 +19,7 @@ from s6.config import (
 )
 from s6.data import MNIST_FILES, MnistDataError, make_loaders, mnist_dataset
 from s6.files import save_json
+from s6.networks import build_model
 from s6.plots import (
     model_summary,
     plot_ablation,
@@ -37,7 +38,6 @@ from s6.speed import speed_up
 from s6.training import (
     TrainingDiverged,
     build_ema,
-    build_model,
     build_optimizer,
     confusion_matrix,
     epoch_header,

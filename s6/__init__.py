@@ -2,6 +2,7 @@
 
 config           TrainConfig, the recipes (functions returning a complete TrainConfig), device, seeds
 data             MNIST files, the fast and torchvision loaders, batch augmentation
+networks         the network a run trains: S6's by name, or one of your own, built and checked
 training         set-up, the training step and its epoch, evaluate and predict, the weight average, fit
 speed            bf16, channels-last pooling, CUDA graphs: switched on by speed_up()
 results          a history's accuracies, summary and seed statistics; markdown tables

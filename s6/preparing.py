@@ -64,14 +64,11 @@ def on_its_ground(image):
 
 
 def transparent_ground(gray, drawn):
-    """The grey (0 or 1) that the transparent part of a picture stands for: the ground that what is drawn (`drawn`,
-    its opaque pixels, and `gray`, their grey) was drawn on.
-
-    Where the picture's ground was made transparent after drawing (its pure white, say), the drawing's edges keep
-    the grey of ink blended with that ground: the ground is the side the edges lean to from the strokes' insides.
-    Ink of one grey throughout (a sketchpad's brush, whose edges fade in transparency instead) leans to neither;
-    then the ground is the one of 0 and 1 farther from the ink's grey.
-    """
+    """The grey (0 or 1) that the transparent part of a picture stands for, the ground it was drawn on: `drawn` marks
+    its opaque pixels, `gray` their grey. Where the ground was made transparent after drawing (its pure white, say),
+    the strokes' edges keep ink blended with it: the ground is the side the edges lean to from the strokes' insides.
+    Ink of one grey throughout (a sketchpad's brush, whose edges fade in transparency) leans to neither; then the
+    ground is the one of 0 and 1 farther from the ink's grey."""
     if not drawn.any():
         return 1.0
     inside = ndimage.binary_erosion(drawn, iterations=2)

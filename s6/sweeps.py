@@ -10,9 +10,10 @@ from pathlib import Path
 
 from s6.config import PLACEMENT, SAME_RESULT, UserError, described, differences
 from s6.files import save_json
+from s6.networks import build_model, network_name
 from s6.results import seed_statistics
 from s6.runs import check_fresh, describe_run, read_metrics, run_lock, saved_run
-from s6.training import build_model, fit, network_name
+from s6.training import fit
 from s6_model import count_parameters
 
 

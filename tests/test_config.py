@@ -22,7 +22,7 @@ from s6.config import (
     recipe_of,
 )
 from s6.files import CheckpointError
-from s6.training import build_model
+from s6.networks import build_model
 
 
 @pytest.mark.parametrize("name, value", [("epochs", 0), ("lr", -0.1), ("dropout", 1.0), ("model", ""),

@@ -9,8 +9,9 @@ from conftest import quiet, without_seconds
 
 from s6 import speed
 from s6.config import TrainConfig
+from s6.networks import build_model
 from s6.speed import MaxPool2dNHWC, capture_cuda_graphs, capture_weight_average, speed_up
-from s6.training import build_ema, build_model, fit
+from s6.training import build_ema, fit
 from s6_model import Net
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -40,8 +40,9 @@ from s6.cli import (
 from s6.config import TARGET_ACC, get_device, machine_name, recipe
 from s6.data import make_loaders
 from s6.files import save_json, writing
+from s6.networks import build_model
 from s6.results import accuracy, markdown_table
-from s6.training import build_model, evaluate, evaluated, fit, set_up, train_one_epoch
+from s6.training import evaluate, evaluated, fit, set_up, train_one_epoch
 from s6_model import count_parameters
 
 
