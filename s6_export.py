@@ -133,16 +133,21 @@ def entry_name(folder, record):
     return Path(folder).resolve().name if relative == "." else relative
 
 
+def record_entry(args, weights):
+    """(the record, the entry's name in it) of the export of `weights`."""
+    record = record_path(args, weights)
+    return record, entry_name(output_folder(args, weights), record)
+
+
 def refuse_to_replace_entries(args, runs, section):
     """A one-line UserError, before any work, where a record already has an entry of `section` for a run, unless
     --overwrite."""
     taken = []
     for weights, _ in runs:
-        record = record_path(args, weights)
+        record, name = record_entry(args, weights)
         entries = read_record(record).get(section, {})
-        entries = entries.get("runs", {}) if section == "benchmark" else entries
-        if entry_name(output_folder(args, weights), record) in entries:
-            taken.append(f"{record}'s {section} of {entry_name(output_folder(args, weights), record)}")
+        if name in (entries.get("runs", {}) if section == "benchmark" else entries):
+            taken.append(f"{record}'s {section} of {name}")
     if taken and not args.overwrite:
         raise UserError(f"{', '.join(taken)} exists already: replace it with --overwrite, or give another --record")
 
@@ -168,9 +173,10 @@ def export(args, runs):
                                   overwrite=args.overwrite, limit=args.test_images,
                                   calibration_images=args.calibration_images, threads=torch.get_num_threads())
         record = {"weights": str(weights), "weights_bytes": weights.stat().st_size, **record}
-        update_record(record_path(args, weights), "exports", entry_name(folder, record_path(args, weights)), record)
+        path, name = record_entry(args, weights)
+        update_record(path, "exports", name, record)
         print(summary_line(folder, record))
-        print(f"{shown(record_path(args, weights))}: the checks and sizes")
+        print(f"{shown(path)}: the checks and sizes")
 
 
 def bench(args, runs):
@@ -190,9 +196,10 @@ def bench(args, runs):
                   "machine": machine_name("cpu"), "threads": threads, "repeats": args.repeats,
                   "test_images": len(images), "torch": torch.__version__,
                   "onnxruntime": require("onnxruntime").__version__}
-        update_record(record_path(args, weights), "benchmark", entry_name(folder, record_path(args, weights)), result)
+        path, name = record_entry(args, weights)
+        update_record(path, "benchmark", name, result)
         print(bench_table(key, result))
-        print(f"{shown(record_path(args, weights))}: the benchmark, on {machine_name('cpu')}")
+        print(f"{shown(path)}: the benchmark, on {machine_name('cpu')}")
 
 
 def bench_table(key, result):

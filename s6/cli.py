@@ -61,10 +61,10 @@ def given_settings(args):
     return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
 
 
-def config_from_args(args, **overrides):
+def config_from_args(args):
     """The complete TrainConfig the parsed flags describe: the --model's --recipe (s6.config.recipe), with every
     other flag given on top."""
-    settings = {**given_settings(args), **overrides}
+    settings = given_settings(args)
     return recipe(getattr(args, "recipe", None) or "default", settings.pop("model", "net"), **settings)
 
 

@@ -24,6 +24,7 @@ from s6.cli import (
 )
 from s6.config import TARGET_ACC
 from s6.files import read_json, save_figure, save_json, writing
+from s6.networks import network_name
 from s6.plots import plot_test_accuracy
 from s6.results import markdown_table, summarize
 from s6.training import fit
@@ -39,7 +40,7 @@ def run_experiment(config, network, progress=True):
     model, history = fit(config, progress=progress, model=network)
     return {"parameters": count_parameters(model), "receptive_field": feature_receptive_field(model),
             **summarize(history), "seconds_per_epoch": statistics.mean(r["seconds"] for r in history),
-            "test_acc": [r["test_acc"] for r in history], "config": {**config.to_dict(), "model": network.key}}
+            "test_acc": [r["test_acc"] for r in history], "config": {**config.to_dict(), "model": network_name(model)}}
 
 
 def _order(name):
